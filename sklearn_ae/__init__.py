@@ -1,0 +1,8 @@
+"""Autoencoders, sparse autoencoders, stacked RBMs and VAEs as scikit-learn estimators."""
+
+from ._autoencoder import AutoencoderTransformer
+from ._engine import DivergenceError
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["AutoencoderTransformer", "DivergenceError", "__version__"]

@@ -1,0 +1,265 @@
+"""Training: a skorch ``NeuralNet`` fed from tensors that already sit on the device.
+
+Nothing in this file knows about any one model. An estimator hands over a module, a criterion
+(``criterion(module_output, x)`` returns the mean loss of a batch) and its settings; the engine
+builds the net, feeds it minibatches sliced from device-resident tensors (skorch's default
+``DataLoader`` path spends its time in per-row ``Dataset.__getitem__``), shuffles with a seeded
+generator, stops the way ``MLPRegressor`` does, restores the best weights under early stopping,
+prints one line per epoch, and refuses to carry on from a non-finite loss.
+"""
+
+import copy
+import math
+import warnings
+from contextlib import contextmanager
+
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback, ProgressBar
+from sklearn.exceptions import ConvergenceWarning
+
+
+class DivergenceError(ValueError):
+    """Raised when the training loss becomes non-finite (NaN or infinite)."""
+
+
+def resolve_device(device):
+    """Turn the ``device`` parameter into a concrete ``torch.device``.
+
+    ``"auto"`` picks CUDA when available. Asking for CUDA on a machine without it is a
+    ``ValueError`` rather than a failure deep inside torch.
+    """
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string such as 'auto', 'cpu' or 'cuda'; got {device!r}.")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"device={device!r} is not a valid device; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+        ) from exc
+    if resolved.type == "cpu":
+        return resolved
+    if resolved.type != "cuda":
+        raise ValueError(f"device={device!r} is not supported; use 'auto', 'cpu', 'cuda' or 'cuda:N'.")
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available on this machine; "
+            "use device='cpu' or device='auto'."
+        )
+    if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r} was requested but this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s)."
+        )
+    return resolved
+
+
+@contextmanager
+def torch_threads(n_threads):
+    """Run the block with ``n_threads`` intra-op threads (None leaves torch's setting alone)."""
+    if n_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class DeviceDataset(torch.utils.data.Dataset):
+    """A tensor that lives on the training device; rows are samples.
+
+    ``generator`` (a CPU ``torch.Generator``) drives the shuffling of the training set.
+    """
+
+    def __init__(self, X, generator=None):
+        self.X = X
+        self.generator = generator
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return self.X[i], self.X[i]
+
+
+class DeviceBatchIterator:
+    """Yield ``(x_batch, x_batch)`` slices of a ``DeviceDataset``: the target of an autoencoder is
+    its input. Passed to skorch as ``iterator_train`` / ``iterator_valid``."""
+
+    def __init__(self, dataset, batch_size, shuffle=False):
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+
+    def __len__(self):
+        return math.ceil(len(self.dataset) / self.batch_size)
+
+    def __iter__(self):
+        X = self.dataset.X
+        n = len(X)
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.dataset.generator).to(X.device)
+            for start in range(0, n, self.batch_size):
+                xb = X[order[start:start + self.batch_size]]
+                yield xb, xb
+        else:
+            for start in range(0, n, self.batch_size):
+                xb = X[start:start + self.batch_size]
+                yield xb, xb
+
+
+class _Holdout:
+    """skorch ``train_split`` that returns a validation set prepared by the estimator."""
+
+    def __init__(self, valid):
+        self.valid = valid
+
+    def __call__(self, dataset, y=None, **kwargs):
+        return dataset, self.valid
+
+
+class Convergence(Callback):
+    """MLPRegressor's stopping rule, and early stopping that restores the best weights.
+
+    Without a validation set: stop when the training loss has not improved by ``tol`` for
+    more than ``n_iter_no_change`` epochs. With one: the same on the validation score (the
+    negated validation loss), keeping a copy of the best weights and restoring it at the end.
+    """
+
+    def __init__(self, tol, n_iter_no_change):
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.active = True
+        self.converged = False
+
+    def on_train_begin(self, net, **kwargs):
+        self.converged = False
+        self.best_loss = math.inf
+        self.best_score = -math.inf
+        self.best_state = None
+        self.no_improvement = 0
+        self.epochs_run = 0
+
+    def on_epoch_end(self, net, dataset_valid=None, **kwargs):
+        self.epochs_run += 1
+        row = net.history[-1]
+        if dataset_valid is not None:
+            score = -row["valid_loss"]
+            row["valid_score"] = score
+            self.no_improvement = self.no_improvement + 1 if score < self.best_score + self.tol else 0
+            if score > self.best_score:
+                self.best_score = score
+                self.best_state = copy.deepcopy(net.module_.state_dict())
+        else:
+            loss = row["train_loss"]
+            self.no_improvement = self.no_improvement + 1 if loss > self.best_loss - self.tol else 0
+            self.best_loss = min(self.best_loss, loss)
+        if self.active and self.no_improvement > self.n_iter_no_change:
+            self.converged = True
+            raise KeyboardInterrupt  # skorch's way to end fit_loop early
+
+    def on_train_end(self, net, **kwargs):
+        if self.best_state is not None:
+            net.module_.load_state_dict(self.best_state)
+        self.best_state = None  # never pickle a copy of the weights
+
+
+class DivergenceGuard(Callback):
+    """Stop at the first non-finite training loss with an error that says what to do."""
+
+    def __init__(self, estimator_name):
+        self.estimator_name = estimator_name
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        if not training:
+            return
+        loss = net.history[-1]["batches"][-1]["train_loss"]  # already a float: no extra sync
+        if not math.isfinite(loss):
+            raise DivergenceError(
+                f"{self.estimator_name} diverged: the training loss became {loss} in epoch "
+                f"{len(net.history)}. Lower learning_rate_init (or learning_rate), or scale the "
+                "input features (e.g. with StandardScaler)."
+            )
+
+
+class EpochLog(Callback):
+    """One plain line per epoch, in the style of scikit-learn's ``BernoulliRBM``."""
+
+    def __init__(self, estimator_name):
+        self.estimator_name = estimator_name
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        line = f"[{self.estimator_name}] Iteration {row['epoch']}, loss = {row['train_loss']:.4f}"
+        if "valid_score" in row:
+            line += f", validation score = {row['valid_score']:.4f}"
+        line += f", time = {row['dur']:.2f}s"
+        print(line, flush=True)
+
+
+class TrimHistory(Callback):
+    """Drop per-batch records once an epoch is summarised, so a fitted model pickles small."""
+
+    def on_epoch_end(self, net, **kwargs):
+        net.history[-1]["batches"] = []
+
+
+def build_net(module, criterion, *, optimizer, optimizer_params, batch_size, shuffle,
+              device, verbose, callbacks, tol, n_iter_no_change, estimator_name):
+    """Build (and initialise) the skorch net that trains ``module`` with ``criterion``."""
+    ours = [("convergence", Convergence(tol, n_iter_no_change)),
+            ("divergence_guard", DivergenceGuard(estimator_name))]
+    if verbose:
+        ours.append(("epoch_log", EpochLog(estimator_name)))
+    if verbose and verbose >= 2:
+        ours.append(("progress_bar", ProgressBar()))
+    user = [cb if isinstance(cb, tuple) else (f"user_{i}", cb) for i, cb in enumerate(callbacks or [])]
+    user = [(name, copy.deepcopy(cb)) for name, cb in user]  # the parameter is never mutated
+    params = {f"optimizer__{k}": v for k, v in optimizer_params.items()}
+    net = NeuralNet(
+        module=module,
+        criterion=criterion,
+        optimizer=optimizer,
+        batch_size=batch_size,
+        iterator_train=DeviceBatchIterator,
+        iterator_train__shuffle=shuffle,
+        iterator_valid=DeviceBatchIterator,
+        train_split=None,
+        callbacks=ours + user + [("trim_history", TrimHistory())],
+        callbacks__print_log=None,
+        device=str(device),
+        verbose=0,
+        torch_load_kwargs={"weights_only": False},
+        **params,
+    )
+    return net.initialize()
+
+
+def train(net, X_train, X_valid=None, *, epochs, generator, stop=True):
+    """Run up to ``epochs`` epochs of ``net`` on device tensors.
+
+    Returns ``(converged, interrupted)``. ``stop=False`` runs every epoch (``partial_fit``).
+    A ``KeyboardInterrupt`` from the user ends training with the weights trained so far.
+    """
+    convergence = dict(net.callbacks_)["convergence"]
+    convergence.active = stop
+    net.train_split = None if X_valid is None else _Holdout(DeviceDataset(X_valid))
+    try:
+        net.partial_fit(DeviceDataset(X_train, generator), None, epochs=epochs)
+    finally:
+        net.train_split = None  # never keep a reference to the data
+    interrupted = not convergence.converged and convergence.epochs_run < epochs
+    if interrupted:
+        warnings.warn(
+            f"Training was interrupted after {convergence.epochs_run} epoch(s); the weights "
+            "trained so far are kept.", UserWarning, stacklevel=3)
+    elif stop and not convergence.converged:
+        warnings.warn(
+            f"Stochastic optimizer: maximum iterations ({epochs}) reached and the optimization "
+            "hasn't converged yet.", ConvergenceWarning, stacklevel=3)
+    return convergence.converged, interrupted
