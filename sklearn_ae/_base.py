@@ -84,12 +84,10 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         raise NotImplementedError
 
     def _optimizer(self):
-        """The optimizer class and its keyword arguments (Adam; L2 penalty on weights only)."""
-        return torch.optim.Adam, {
-            "lr": self.learning_rate_init,
-            "weight_decay": self.alpha,
-            "param_groups": [("*bias", {"weight_decay": 0.0})],
-        }
+        """The optimizer class and its keyword arguments: Adam, with ``alpha`` as its (coupled)
+        weight decay, the gradient of the L2 penalty ``alpha / 2 * ||theta||^2``. One parameter
+        group: a second one (to spare the biases) costs a quarter more time per small batch."""
+        return torch.optim.Adam, {"lr": self.learning_rate_init, "weight_decay": self.alpha}
 
     def _check_values(self, X):
         """Model-specific checks on validated input (e.g. the range of a Bernoulli model)."""
