@@ -2,7 +2,8 @@
 
 from ._autoencoder import AutoencoderTransformer
 from ._engine import DivergenceError
+from ._outlier import LikelihoodOutlierDetector
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["AutoencoderTransformer", "DivergenceError", "__version__"]
+__all__ = ["AutoencoderTransformer", "DivergenceError", "LikelihoodOutlierDetector", "__version__"]

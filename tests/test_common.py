@@ -3,6 +3,7 @@
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ae import AutoencoderTransformer
+from sklearn_ae import LikelihoodOutlierDetector
 
 SMALL = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0, device="cpu")
 
@@ -33,6 +34,7 @@ def expected_failed_checks(estimator):
 ESTIMATORS = [
     AutoencoderTransformer(n_components=2, **SMALL),
     AutoencoderTransformer(n_components=2, likelihood="bernoulli", **SMALL),
+    LikelihoodOutlierDetector(AutoencoderTransformer(n_components=2, **SMALL)),
 ]
 
 
