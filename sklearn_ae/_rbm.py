@@ -1,0 +1,591 @@
+"""BernoulliRBMStack: a greedy layer-wise stack of Bernoulli RBMs (a deep belief network)."""
+
+import copy
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from . import _engine
+from ._base import INFERENCE_BATCH_SIZE, BaseNeuralEstimator, check_unit_interval
+from ._likelihoods import (
+    bernoulli_log_prob_logits,
+    log_mean_exp,
+    rbm_free_energy,
+    rbm_log_partition_ais,
+    rbm_log_partition_exact,
+)
+from ._modules import RBM, FreeEnergyGap
+
+#: values this far outside [0, 1] are taken for round-off and clipped; further out is an error
+CLIP_TOLERANCE = 1e-5
+
+#: largest smaller side of an RBM whose log Z ``log_partition="auto"`` computes exactly
+MAX_EXACT_UNITS = 20
+
+#: AIS is reported as unconverged when its effective sample size falls below this fraction of runs
+MIN_AIS_ESS_FRACTION = 0.1
+
+#: the importance-weighted bound never holds more than this many floats per layer at once
+BOUND_CHUNK_FLOATS = 1 << 22
+
+
+def _seed(rng):
+    return int(rng.randint(np.iinfo(np.int32).max))
+
+
+class BernoulliRBMStack(BaseNeuralEstimator):
+    """Greedy layer-wise stack of Bernoulli RBMs (a deep belief network), trained in PyTorch.
+
+    The layer sizes are ``hidden_layer_sizes`` followed by ``n_components``; with the default
+    ``hidden_layer_sizes=()`` this is a single RBM, a drop-in for scikit-learn's
+    :class:`~sklearn.neural_network.BernoulliRBM` (with ``persistent=True``, ``n_gibbs_steps=1``,
+    ``momentum=0`` and ``alpha=0``, the defaults, the update is the same persistent CD). Each
+    layer is trained on the previous layer's hidden probabilities by CD-k or persistent CD, by
+    stochastic gradient descent on the free-energy gap F(v_data) - F(v_model), through the same
+    training engine as the package's other estimators.
+
+    ``transform`` is the up-pass (top-layer hidden probabilities), ``inverse_transform`` the
+    down-pass (visible probabilities), and ``score_samples`` a log-likelihood in nats: for one
+    RBM, log p(v) = -F(v) - log Z with log Z exact (enumeration) or estimated by annealed
+    importance sampling; for a stack, an importance-weighted lower bound on the DBN's log p(v).
+
+    Parameters
+    ----------
+    n_components : int, default=256
+        Number of hidden units of the top RBM (the number of features ``transform`` returns).
+    hidden_layer_sizes : tuple of int, default=()
+        Hidden sizes of the RBMs below the top one; ``()`` is a single RBM.
+    learning_rate : float, default=0.1
+        SGD learning rate (per sample: the batch gradient is a mean), as in ``BernoulliRBM``.
+    momentum : float, default=0.0
+        SGD momentum.
+    alpha : float, default=0.0
+        Weight decay (L2 penalty) on the weights; biases are not decayed.
+    batch_size : int or "auto", default=10
+        Minibatch size; ``"auto"`` is ``min(200, n_samples)``.
+    max_iter : int, default=10
+        Number of epochs per layer (``n_iter`` of ``BernoulliRBM``).
+    tol : float, default=0.0
+        With ``tol > 0``, a layer stops early when its CD loss (the free-energy gap) has not
+        improved by ``tol`` for ``n_iter_no_change`` epochs. CD follows no objective whose
+        convergence can be detected reliably, so the default runs every epoch.
+    n_iter_no_change : int, default=10
+        See ``tol``.
+    shuffle : bool, default=True
+        Shuffle the training data every epoch.
+    n_gibbs_steps : int, default=1
+        Number of Gibbs sweeps k of CD-k / PCD-k.
+    persistent : bool, default=True
+        Persistent CD (the chains carry over between batches, as in ``BernoulliRBM``) rather
+        than CD-k started at the data.
+    log_partition : {"auto", "exact", "ais"}, default="auto"
+        How log Z of the top RBM is computed: "exact" enumerates the states of the smaller side
+        (at most about 25 units is practical), "ais" uses annealed importance sampling, and
+        "auto" is "exact" when the smaller side has at most 20 units.
+    n_ais_runs : int, default=100
+        Number of AIS chains (run together, vectorised, on the device).
+    n_ais_betas : int, default=14500
+        Number of intermediate distributions of AIS (the schedule of Salakhutdinov & Murray).
+    n_importance_samples : int, default=100
+        Importance samples per data point in the lower bound of a stack's ``score_samples``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling, the Gibbs chains, AIS and the importance samples. The
+        global random states of NumPy and torch are never touched.
+    verbose : int, default=0
+        1 prints one line per epoch; 2 adds a progress bar over the batches.
+    warm_start : bool, default=False
+        Continue from the previous fit's weights when ``fit`` is called again.
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    callbacks : list of skorch callbacks or (name, callback) tuples, default=None
+        Extra callbacks for the skorch training loop of every layer.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit, when X has string column names.
+    coefs_ : list of ndarray
+        Weights of each RBM, bottom first, of shape (n_visible, n_hidden).
+    intercepts_hidden_ : list of ndarray
+        Hidden biases of each RBM.
+    intercepts_visible_ : list of ndarray
+        Visible biases of each RBM.
+    log_partition_ : float
+        log Z of the top RBM; computed on first use (``score_samples``) and cached.
+    log_partition_stderr_ : float
+        Standard error of ``log_partition_`` (0.0 when exact).
+    log_partition_info_ : dict
+        How ``log_partition_`` was computed: method, and for AIS the runs, betas, the standard
+        deviation of the log-weights and the effective sample size.
+    n_iter_ : int
+        Number of epochs run by the top layer.
+    loss_curve_ : list of float
+        Mean CD loss (free-energy gap, nats) per epoch of the top layer.
+    loss_curves_ : list of list of float
+        ``loss_curve_`` of every layer, bottom first.
+    nets_ : list of skorch.NeuralNet
+        The nets that trained each layer, bottom first; ``net_`` is the top one.
+
+    See Also
+    --------
+    sklearn.neural_network.BernoulliRBM : scikit-learn's single RBM, in NumPy.
+    AutoencoderTransformer : Can be initialised from this stack (``pretraining="rbm"``).
+
+    References
+    ----------
+    G. E. Hinton, S. Osindero and Y.-W. Teh, "A fast learning algorithm for deep belief nets",
+    Neural Computation 18 (2006).
+
+    T. Tieleman, "Training restricted Boltzmann machines using approximations to the likelihood
+    gradient", ICML 2008.
+
+    R. Salakhutdinov and I. Murray, "On the quantitative analysis of deep belief networks",
+    ICML 2008.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ae import BernoulliRBMStack
+    >>> X = (np.random.RandomState(0).rand(200, 12) > 0.5).astype(np.float32)
+    >>> rbm = BernoulliRBMStack(n_components=4, max_iter=2, random_state=0, device="cpu")
+    >>> rbm.fit_transform(X).shape
+    (200, 4)
+    >>> rbm.score_samples(X[:3]).shape
+    (3,)
+    >>> rbm.sample(5, random_state=0).shape
+    (5, 12)
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "n_gibbs_steps": [Interval(Integral, 1, None, closed="left")],
+        "persistent": ["boolean"],
+        "log_partition": [StrOptions({"auto", "exact", "ais"})],
+        "n_ais_runs": [Interval(Integral, 2, None, closed="left")],
+        "n_ais_betas": [Interval(Integral, 3, None, closed="left")],
+        "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "device": [str],
+        "callbacks": [list, None],
+    }
+
+    _accept_sparse = True
+
+    def __init__(self, n_components=256, *, hidden_layer_sizes=(), learning_rate=0.1,
+                 momentum=0.0, alpha=0.0, batch_size=10, max_iter=10, tol=0.0,
+                 n_iter_no_change=10, shuffle=True, n_gibbs_steps=1, persistent=True,
+                 log_partition="auto", n_ais_runs=100, n_ais_betas=14500,
+                 n_importance_samples=100, random_state=None, verbose=0, warm_start=False,
+                 device="auto", callbacks=None):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.shuffle = shuffle
+        self.n_gibbs_steps = n_gibbs_steps
+        self.persistent = persistent
+        self.log_partition = log_partition
+        self.n_ais_runs = n_ais_runs
+        self.n_ais_betas = n_ais_betas
+        self.n_importance_samples = n_importance_samples
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+        self.callbacks = callbacks
+
+    # ------------------------------------------------------------------ hooks
+    def _build_criterion(self):
+        return FreeEnergyGap()
+
+    def _optimizer(self):
+        """Plain SGD (``BernoulliRBM``'s update) with momentum; weight decay on weights only."""
+        return torch.optim.SGD, {
+            "lr": self.learning_rate,
+            "momentum": self.momentum,
+            "weight_decay": self.alpha,
+            "param_groups": [("*bias", {"weight_decay": 0.0})],
+        }
+
+    def _validate(self, X, reset):
+        X = super()._validate(X, reset)
+        data = X.data if sp.issparse(X) else X
+        if data.size and (data.min() < 0.0 or data.max() > 1.0):  # round-off: clip a copy
+            X = X.copy()
+            target = X.data if sp.issparse(X) else X
+            np.clip(target, 0.0, 1.0, out=target)
+        return X
+
+    def _check_values(self, X):
+        check_unit_interval(X, type(self).__name__, clip_tol=CLIP_TOLERANCE)
+
+    def _layer_sizes(self, n_features):
+        return (n_features, *self._hidden_sizes(), self.n_components)
+
+    # --------------------------------------------------------------- training
+    def _train(self, X, incremental):
+        device = _engine.resolve_device(self.device)
+        n_samples, n_features = X.shape
+        fresh = not hasattr(self, "nets_") or not (incremental or self.warm_start)
+        batch_size = self._batch_size(n_samples)
+        sizes = self._layer_sizes(n_features)
+
+        if fresh:
+            rng = check_random_state(self.random_state)
+            init_generator = torch.Generator().manual_seed(_seed(rng))
+            shuffle_generator = torch.Generator().manual_seed(_seed(rng))
+            self._ais_seed, self._bound_seed = _seed(rng), _seed(rng)
+            optimizer, optimizer_params = self._optimizer()
+            nets = []
+            for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+                module = RBM(n_in, n_out, init_generator, seed=_seed(rng),
+                             n_gibbs_steps=self.n_gibbs_steps, persistent=self.persistent)
+                nets.append(_engine.build_net(
+                    module, self._build_criterion(), optimizer=optimizer,
+                    optimizer_params=optimizer_params, batch_size=batch_size,
+                    shuffle=self.shuffle, device=device, verbose=self.verbose,
+                    callbacks=self.callbacks, tol=self.tol, n_iter_no_change=self.n_iter_no_change,
+                    estimator_name=type(self).__name__))
+            snapshots = None
+        else:
+            nets = self.nets_
+            shuffle_generator = self._shuffle_generator
+            snapshots = []
+            for net in nets:
+                net.set_params(batch_size=batch_size)
+                net.module_.n_gibbs_steps = self.n_gibbs_steps
+                net.module_.persistent = self.persistent
+                snapshots.append((self._module_state(net.module_),
+                                  copy.deepcopy(net.optimizer_.state_dict()), len(net.history)))
+            snapshots.append(shuffle_generator.get_state())
+
+        data = self._to_device(X, device)
+        epochs = 1 if incremental else self.max_iter
+        try:
+            with _engine.torch_threads(self._threads(device, n_features, batch_size)):
+                for i, net in enumerate(nets):
+                    # every layer learns from the hidden probabilities of the (updated) layer below
+                    _engine.train(net, data, epochs=epochs, generator=shuffle_generator,
+                                  stop=not incremental and self.tol > 0)
+                    if i < len(nets) - 1:
+                        data = self._up(net.module_, data)
+        except _engine.DivergenceError:
+            if snapshots is not None:  # leave the previously fitted model exactly as it was
+                for net, (module_state, optimizer_state, n_epochs) in zip(nets, snapshots):
+                    self._restore_module(net.module_, module_state)
+                    net.optimizer_.load_state_dict(optimizer_state)
+                    del net.history[n_epochs:]
+                shuffle_generator.set_state(snapshots[-1])
+            raise
+        # statistics of the top RBM's training input: the base-rate model of AIS
+        top_sum = data.double().sum(0).cpu().numpy()
+        if incremental and not fresh:
+            top_sum += self._top_visible_sum
+            n_samples += self._top_visible_count
+        self._top_visible_sum, self._top_visible_count = top_sum, n_samples
+        del data
+
+        self.nets_ = nets
+        self.net_ = nets[-1]
+        self._shuffle_generator = shuffle_generator
+        self._log_partition_cache = {}
+        self.loss_curves_ = [[float(v) for v in net.history[:, "train_loss"]] for net in nets]
+        self.loss_curve_ = self.loss_curves_[-1]
+        self.n_iter_ = len(self.net_.history)
+        self.coefs_ = [net.module_.weight.detach().cpu().numpy().copy() for net in nets]
+        self.intercepts_hidden_ = [net.module_.hidden_bias.detach().cpu().numpy().copy() for net in nets]
+        self.intercepts_visible_ = [net.module_.visible_bias.detach().cpu().numpy().copy() for net in nets]
+
+    @staticmethod
+    def _module_state(module):
+        """Everything training changes in an RBM: weights, persistent chain, generator."""
+        gen = module._generator
+        return (copy.deepcopy({k: v for k, v in module.state_dict().items() if k != "chain"}),
+                None if module.chain is None else module.chain.clone(),
+                None if gen is None else gen.get_state())
+
+    @staticmethod
+    def _restore_module(module, state):
+        params, chain, gen_state = state
+        module.load_state_dict(params, strict=False)
+        module.chain = chain
+        if gen_state is None:
+            module._generator = module._generator_state = None
+        else:
+            module._generator.set_state(gen_state)
+
+    @staticmethod
+    def _up(module, data):
+        """Hidden probabilities of ``module`` for a whole device tensor, a batch at a time."""
+        out = data.new_empty(data.shape[0], module.weight.shape[1])
+        with torch.no_grad():
+            for rows in gen_batches(data.shape[0], INFERENCE_BATCH_SIZE):
+                out[rows] = module.hidden_probs(data[rows])
+        return out
+
+    # -------------------------------------------------------------- inference
+    def _inference_module(self, dtype):
+        """All layers, bottom first, in eval mode and in ``dtype`` (copies unless float32)."""
+        layers = torch.nn.ModuleList([net.module_ for net in self.nets_])
+        if dtype == np.float64:
+            layers = copy.deepcopy(layers).to(torch.float64)
+        return layers.eval()
+
+    def transform(self, X):
+        """Up-pass: the top RBM's hidden probabilities, each layer fed the probabilities below.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data in [0, 1].
+
+        Returns
+        -------
+        H : ndarray of shape (n_samples, n_components)
+            Same dtype as X (float32 or float64).
+        """
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+
+        def up(layers, x):
+            for layer in layers:
+                x = layer.hidden_probs(x)
+            return x
+
+        return self._map_batches(X, up, self.n_components)
+
+    def inverse_transform(self, X):
+        """Down-pass: visible probabilities, each layer fed the probabilities above.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Top-layer hidden states or probabilities, e.g. from ``transform``.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+        """
+        H = self._check_codes(X)
+
+        def down(layers, h):
+            for layer in reversed(layers):
+                h = layer.visible_probs(h)
+            return h
+
+        return self._map_batches(H, down, self.n_features_in_)
+
+    # ------------------------------------------------------------ likelihoods
+    def _log_partition(self):
+        """log Z of the top RBM and how it was obtained, computed once per setting and cached."""
+        check_is_fitted(self)
+        top = self.net_.module_
+        n_visible, n_hidden = top.weight.shape
+        method = self.log_partition
+        if method == "auto":
+            method = "exact" if min(n_visible, n_hidden) <= MAX_EXACT_UNITS else "ais"
+        key = (method,) if method == "exact" else (method, self.n_ais_runs, self.n_ais_betas)
+        cache = self._log_partition_cache
+        if key in cache:
+            return cache[key]
+        device = self._device_()
+        if method == "exact":
+            with torch.no_grad():
+                log_z = rbm_log_partition_exact(top.weight.detach(), top.hidden_bias.detach(),
+                                                top.visible_bias.detach())
+            info = {"method": "exact", "log_partition": log_z, "stderr": 0.0}
+        else:
+            marginals = (self._top_visible_sum + 1.0) / (self._top_visible_count + 2.0)
+            base = torch.as_tensor(np.log(marginals) - np.log1p(-marginals), device=device)
+            generator = torch.Generator(device=device).manual_seed(self._ais_seed)
+            with torch.no_grad(), _engine.torch_threads(1 if n_visible * n_hidden < 50_000 else None):
+                log_z, log_w = rbm_log_partition_ais(
+                    top.weight, top.hidden_bias, top.visible_bias, base, n_runs=self.n_ais_runs,
+                    n_betas=self.n_ais_betas, generator=generator)
+            log_w = log_w.cpu().numpy()
+            w = np.exp(log_w - log_w.max())
+            ess = float(w.sum() ** 2 / (w**2).sum())
+            stderr = float(w.std() / (np.sqrt(len(w)) * w.mean()))  # delta method on log mean w
+            info = {"method": "ais", "log_partition": log_z, "stderr": stderr,
+                    "n_runs": self.n_ais_runs, "n_betas": self.n_ais_betas,
+                    "log_weight_std": float(log_w.std()), "effective_sample_size": ess}
+            if ess < MIN_AIS_ESS_FRACTION * len(w):
+                warnings.warn(
+                    f"AIS has not converged: the effective sample size is {ess:.1f} of "
+                    f"{len(w)} runs (log-weight spread {log_w.std():.2f} nats), so log Z = "
+                    f"{log_z:.2f} is probably underestimated and every likelihood overstated. "
+                    "Increase n_ais_betas.", UserWarning, stacklevel=3)
+        cache[key] = info
+        return info
+
+    @property
+    def log_partition_(self):
+        """log Z of the top RBM (exact or AIS, per ``log_partition``); cached after first use."""
+        return self._log_partition()["log_partition"]
+
+    @property
+    def log_partition_stderr_(self):
+        """Standard error of ``log_partition_`` (0.0 when exact)."""
+        return self._log_partition()["stderr"]
+
+    @property
+    def log_partition_info_(self):
+        """How ``log_partition_`` was computed, with the AIS diagnostics."""
+        return dict(self._log_partition())
+
+    def score_samples(self, X):
+        """Log-likelihood of each sample, in nats.
+
+        One RBM: log p(v) = -F(v) - log Z, exact when log Z is (see ``log_partition``). A stack:
+        the importance-weighted lower bound log (1/K) sum_k p(v, h_k) / q(h_k | v) of
+        Salakhutdinov & Murray (2008), with the up-pass q as proposal, the lower RBMs' directed
+        down-pass and the top RBM's normalised marginal over its visible layer, and
+        K = ``n_importance_samples``. The importance samples are seeded at fit time and shared by
+        all rows (common random numbers), so that each row's value does not depend on the
+        other rows and repeated calls agree.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data in [0, 1].
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        log_z = self.log_partition_
+        if len(self.nets_) == 1:
+            return self._map_batches(X, lambda layers, x: -layers[-1].free_energy(x) - log_z)
+
+        device = self._device_()
+        n_samples = self.n_importance_samples
+        generator = torch.Generator(device=device).manual_seed(self._bound_seed)
+        uniforms = [torch.rand(n_samples, coef.shape[1], generator=generator, device=device,
+                               dtype=torch.float64) for coef in self.coefs_[:-1]]
+
+        def bound(layers, x):
+            uni = [u.to(x.dtype) for u in uniforms]
+            width = max(layer.weight.shape[1] for layer in layers)
+            chunk = max(1, BOUND_CHUNK_FLOATS // (n_samples * max(width, x.shape[1])))
+            out = []
+            for rows in gen_batches(x.shape[0], chunk):
+                state = x[rows].unsqueeze(0)  # (1, rows, n_features), then (K, rows, n_hidden)
+                log_ratio = x.new_zeros(n_samples, state.shape[1])
+                for layer, u in zip(layers[:-1], uni):
+                    logits = state @ layer.weight + layer.hidden_bias
+                    h = (u[:, None, :] < torch.sigmoid(logits)).to(x.dtype)  # h ~ q(h | state)
+                    log_ratio -= bernoulli_log_prob_logits(h, logits.expand_as(h))
+                    down = h @ layer.weight.T + layer.visible_bias
+                    log_ratio += bernoulli_log_prob_logits(state.expand_as(down), down)  # log p(state | h)
+                    state = h
+                log_ratio += -layers[-1].free_energy(state) - log_z  # top RBM's marginal
+                out.append(log_mean_exp(log_ratio, dim=0))
+            return torch.cat(out)
+
+        return self._map_batches(X, bound)
+
+    def pseudo_likelihood(self, X):
+        """scikit-learn's ``BernoulliRBM.score_samples``, for side-by-side comparison.
+
+        n_features * log sigmoid(F(v~) - F(v)), with v~ the sample with one feature, chosen at
+        random (seeded by ``random_state``), flipped; of the bottom RBM for a stack. A proxy for
+        the log-likelihood, not a log-likelihood.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data in [0, 1].
+
+        Returns
+        -------
+        pseudo_likelihood : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        n, d = X.shape
+        rng = check_random_state(self.random_state)
+        flip = rng.randint(0, d, n)
+        bottom = self._inference_module(X.dtype)[0]
+        device = self._device_()
+        out = np.empty(n, dtype=X.dtype)
+        with torch.inference_mode():
+            for rows in gen_batches(n, INFERENCE_BATCH_SIZE):
+                xb = X[rows]
+                xb = np.array(xb.toarray() if sp.issparse(xb) else xb, copy=True)
+                v = torch.from_numpy(xb).to(device)
+                index = torch.from_numpy(flip[rows]).to(device)
+                flipped = v.clone()
+                picked = flipped.gather(1, index[:, None])
+                flipped.scatter_(1, index[:, None], 1.0 - picked)
+                gap = bottom.free_energy(flipped) - bottom.free_energy(v)
+                out[rows] = (-d * torch.nn.functional.softplus(-gap)).cpu().numpy()
+        return out
+
+    def sample(self, n_samples=1, random_state=None, *, n_steps=1000):
+        """Draw samples from the model: a Gibbs chain in the top RBM, then a down-pass.
+
+        The chains start from the base-rate model of the top RBM's training input, run
+        ``n_steps`` sweeps, and each lower layer's visible units are then sampled given the
+        layer above.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the chains.
+        n_steps : int, default=1000
+            Gibbs sweeps in the top RBM.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_)
+            Binary samples (float64).
+        """
+        check_is_fitted(self)
+        device = self._device_()
+        generator = torch.Generator(device=device).manual_seed(_seed(check_random_state(random_state)))
+        layers = self._inference_module(np.float64)
+        top = layers[-1]
+        marginals = torch.as_tensor(
+            (self._top_visible_sum + 1.0) / (self._top_visible_count + 2.0), device=device)
+        with torch.inference_mode():
+            v = top.bernoulli(marginals.expand(int(n_samples), -1), generator)
+            h = top.bernoulli(top.hidden_probs(v), generator)
+            if n_steps > 0:
+                v, h = top.gibbs(h, n_steps, generator)
+            for layer in reversed(list(layers)[:-1]):
+                v = layer.bernoulli(layer.visible_probs(v), generator)
+        return v.cpu().numpy()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        return tags
