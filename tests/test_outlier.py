@@ -233,7 +233,7 @@ def test_grid_search_without_labels_uses_the_mean_log_likelihood(contaminated):
 # --------------------------------------------------------------------------- real data
 def test_odds_cardio_held_out(shared_data):
     """ODDS cardio (1831 x 21, 9.6% outliers), PyOD's protocol: stratified 60/40 split, seed 0.
-    Our autoencoder's likelihood ranks the held-out outliers well (ROC-AUC 0.80 measured;
+    Our autoencoder's likelihood ranks the held-out outliers well (ROC-AUC 0.81 measured;
     IsolationForest gets 0.93 on the same split, see examples/plot_outlier_detection.py) and its
     'auto' threshold flags a fraction of the order of the true rate."""
     m = scipy.io.loadmat(shared_data / "odds" / "cardio.mat")
