@@ -92,6 +92,14 @@ def context(device):
     }
 
 
+def set_threads(n):
+    """Set torch's intra-op threads for the whole run (None keeps torch's default). On a machine
+    shared with other jobs, one thread avoids OpenMP stalls that have nothing to do with the
+    libraries measured; every record carries the setting as ``torch_threads``."""
+    if n is not None:
+        torch.set_num_threads(n)
+
+
 def resolve_device(device):
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"

@@ -34,6 +34,7 @@ def run(args, command=None):
     from sklearn.decomposition import PCA
 
     args.device = C.resolve_device(args.device)
+    C.set_threads(args.threads)
     ctx = C.context(args.device)
     X = C.grey_mnist_test()
     order = np.random.RandomState(args.seed).permutation(len(X))
@@ -88,6 +89,8 @@ def run(args, command=None):
 
 def add_arguments(parser):
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads for the whole run (default: torch's own)")
     parser.add_argument("--quick", action="store_true", help="5 epochs instead of 50")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=None)

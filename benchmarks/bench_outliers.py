@@ -22,6 +22,7 @@ import warnings
 
 import numpy as np
 import scipy.io
+from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
@@ -122,17 +123,20 @@ def run_outliers(ctx, args):
                     error = None
                 except Exception as exc:  # noqa: BLE001 - record the failure, carry on
                     fit_s, s, error = time.perf_counter() - start, None, f"{type(exc).__name__}: {exc}"
+            note = None
             if s is not None and not np.all(np.isfinite(s)):
-                error = f"{int((~np.isfinite(s)).sum())} non-finite scores"
-                s = np.nan_to_num(s, nan=np.nanmax(s[np.isfinite(s)]) if np.isfinite(s).any() else 0.0,
-                                  posinf=np.inf, neginf=-np.inf)
+                # ROC-AUC needs only the order: rank the scores (an infinite score ranks first or
+                # last, as it should; a NaN is counted as most outlying and reported)
+                n_inf, n_nan = int(np.isinf(s).sum()), int(np.isnan(s).sum())
+                note = f"{n_inf} infinite, {n_nan} NaN outlier scores; AUC computed on ranks"
+                s = rankdata(np.where(np.isnan(s), np.inf, s))
             auc = None if s is None else roc_auc_score(y_test, s)
             published_value = None
             col = PUBLISHED_COLUMN.get(name)
             if col and ds in ref and ref[ds].get(col) not in (None, ""):
                 published_value = round(float(ref[ds][col]), 4)
             extra = dict(dataset=ds, n_train=len(X_train), n_test=len(X_test),
-                         n_features=X.shape[1], seed=args.seed, error=error,
+                         n_features=X.shape[1], seed=args.seed, error=error, note=note,
                          defaults=True, preprocessing=("MinMaxScaler(clip=True) after standardizing"
                                                        if name == "BernoulliRBMStack" else "standardized"))
             rctx = {**ctx, "device": device, "machine": C.machine(device)}
@@ -218,6 +222,8 @@ def markdown(records, ctx, command):
 
 def add_arguments(parser):
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads for the whole run (default: torch's own)")
     parser.add_argument("--quick", action="store_true",
                         help="skip PyOD's VAE and the largest set (shuttle)")
     parser.add_argument("--seed", type=int, default=0)
@@ -227,6 +233,7 @@ def add_arguments(parser):
 
 def run(args, command=None):
     args.device = C.resolve_device(args.device)
+    C.set_threads(args.threads)
     if args.quick and args.datasets is None:
         args.datasets = [d for d in ODDS if d != "shuttle"]
     ctx = C.context(args.device)

@@ -58,6 +58,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="small settings that finish in minutes on 2 CPU cores")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads for the whole run (default: torch's own)")
     args, rest = parser.parse_known_args(argv)
     args.device = C.resolve_device(args.device)
     command = "python benchmarks/run.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -72,6 +74,7 @@ def main(argv=None):
             p = argparse.ArgumentParser()
             bench_speed.add_arguments(p)
             bench_speed.run(p.parse_args(["--device", args.device, "--seed", str(args.seed)]
+                                         + ([] if args.threads is None else ["--threads", str(args.threads)])
                                          + (["--quick"] if args.quick else []) + rest), command)
         elif suite == "outliers":
             import bench_outliers
@@ -79,6 +82,7 @@ def main(argv=None):
             p = argparse.ArgumentParser()
             bench_outliers.add_arguments(p)
             bench_outliers.run(p.parse_args(["--device", args.device, "--seed", str(args.seed)]
+                                         + ([] if args.threads is None else ["--threads", str(args.threads)])
                                             + (["--quick"] if args.quick else []) + rest), command)
         else:
             import bench_ae_mnist
@@ -86,6 +90,7 @@ def main(argv=None):
             p = argparse.ArgumentParser()
             bench_ae_mnist.add_arguments(p)
             bench_ae_mnist.run(p.parse_args(["--device", args.device, "--seed", str(args.seed)]
+                                         + ([] if args.threads is None else ["--threads", str(args.threads)])
                                             + (["--quick"] if args.quick else [])), command)
             for script in ("bench_rbm_mnist.py", "bench_vae_mnist.py"):
                 rc = run_script(script, args)
