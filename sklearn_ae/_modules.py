@@ -5,7 +5,13 @@ import math
 import torch
 from torch import nn
 
-from ._likelihoods import kl_bernoulli
+from ._likelihoods import (
+    bernoulli_log_prob_logits,
+    gaussian_log_prob,
+    kl_bernoulli,
+    kl_diagonal_normal_standard_normal,
+    rbm_free_energy,
+)
 
 ACTIVATIONS = {
     "identity": nn.Identity,
@@ -109,3 +115,236 @@ class SparseReconstructionLoss(ReconstructionLoss):
         if self.sparsity_weight:
             loss = loss + self.sparsity_weight * kl_bernoulli(self.sparsity_target, code.mean(0))
         return loss
+
+
+class GaussianVAE(nn.Module):
+    """Variational autoencoder: Gaussian encoder q(z | x), standard normal prior p(z), and a
+    decoder p(x | z) that is Bernoulli (logits) or Gaussian (mean plus a learned per-feature
+    variance, bounded below by ``variance_floor``).
+
+    ``forward(x)`` draws one reparameterised z ~ q(z | x) per row and returns
+    ``(log_likelihood, kl)``: log p(x | z) and the closed-form KL(q(z | x) || p(z)), one value per
+    row. The noise comes from the module's own generator (seeded by ``noise_seed``, created on the
+    device of the data); in eval mode every call reuses the same fixed noise, so a validation
+    loss is a deterministic function of the weights.
+    """
+
+    def __init__(self, n_features, hidden_layer_sizes, n_components, activation, likelihood,
+                 generator, noise_seed, variance_floor=None, init_mean=None, init_variance=None):
+        super().__init__()
+        hidden = list(hidden_layer_sizes)
+        width = hidden[-1] if hidden else n_features
+        self.likelihood = likelihood
+        self.noise_seed = int(noise_seed)
+        self.trunk = (mlp([n_features, *hidden], activation, generator, out_activation=activation)
+                      if hidden else nn.Identity())
+        self.mean_head = linear(width, n_components, generator)
+        self.log_variance_head = linear(width, n_components, generator, gain=0.1)
+        self.decoder = mlp([n_components, *reversed(hidden), n_features], activation, generator)
+        if init_mean is not None:
+            init_mean = torch.as_tensor(init_mean, dtype=torch.float32)
+            with torch.no_grad():
+                if likelihood == "bernoulli":
+                    p = init_mean.clamp(1e-3, 1 - 1e-3)
+                    self.decoder[-1].bias.copy_(torch.log(p) - torch.log1p(-p))
+                else:
+                    self.decoder[-1].bias.copy_(init_mean)
+        if likelihood == "gaussian":
+            floor = torch.as_tensor(variance_floor, dtype=torch.float32).expand(n_features).clone()
+            start = (torch.ones(n_features) if init_variance is None
+                     else torch.as_tensor(init_variance, dtype=torch.float32))
+            excess = (start - floor).clamp_min(1e-6)
+            self.register_buffer("variance_floor", floor)
+            # softplus^-1: the variance starts at init_variance
+            self.raw_variance = nn.Parameter(excess + torch.log(-torch.expm1(-excess)))
+        self._noise = None
+
+    # ----------------------------------------------------------------- model
+    def encode(self, x):
+        h = self.trunk(x)
+        return self.mean_head(h), self.log_variance_head(h)  # (batch, n_components) each
+
+    def decode(self, z):
+        return self.decoder(z)  # (..., n_features): mean or logits
+
+    def noise_variance(self):
+        """The decoder's per-feature variance (Gaussian likelihood)."""
+        return self.variance_floor + nn.functional.softplus(self.raw_variance)
+
+    def log_likelihood(self, x, output):
+        """log p(x | z) from the decoder's output, one value per row (any leading axes)."""
+        if self.likelihood == "bernoulli":
+            return bernoulli_log_prob_logits(x.expand_as(output), output)
+        return gaussian_log_prob(x, output, self.noise_variance())
+
+    # ----------------------------------------------------------------- noise
+    def _noise_generator(self, device):
+        gen = self._noise
+        if gen is None or gen.device.type != device.type:
+            gen = torch.Generator(device=device)
+            state = self.__dict__.pop("_noise_state", None)
+            if state is not None and state[0] == device.type:
+                gen.set_state(state[1])
+            else:
+                gen.manual_seed(self.noise_seed)
+            self._noise = gen
+        return gen
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        gen = state.pop("_noise", None)
+        if gen is not None:  # a generator's state pickles as a CPU byte tensor, on any device
+            state["_noise_state"] = (gen.device.type, gen.get_state())
+        state["_noise"] = None
+        return state
+
+    def forward(self, x):
+        mean, log_variance = self.encode(x)
+        if self.training:
+            gen = self._noise_generator(x.device)
+        else:
+            gen = torch.Generator(device=x.device).manual_seed(self.noise_seed)
+        eps = torch.randn(mean.shape, generator=gen, device=x.device, dtype=mean.dtype)
+        z = mean + torch.exp(0.5 * log_variance) * eps  # (batch, n_components)
+        return (self.log_likelihood(x, self.decode(z)),
+                kl_diagonal_normal_standard_normal(mean, log_variance))
+
+
+class ELBOLoss(nn.Module):
+    """Batch mean of the negative (beta-weighted) ELBO: -(log p(x | z) - beta * KL)."""
+
+    def __init__(self, beta=1.0):
+        super().__init__()
+        self.beta = beta
+
+    def forward(self, y_pred, x):
+        log_likelihood, kl = y_pred
+        return -(log_likelihood - self.beta * kl).mean()
+
+
+class _FreeEnergyGapFunction(torch.autograd.Function):
+    """Per-sample F(v) - F(v_model) with its gradient in closed form.
+
+    dF(v)/dW = -v h(v)^T, dF(v)/dc = -h(v), dF(v)/db = -v, with h(v) the hidden probabilities;
+    v_model enters as a constant. The statistics come from the Gibbs chain that produced
+    v_model, so the backward pass is three small matmuls instead of autograd's graph.
+    """
+
+    @staticmethod
+    def forward(ctx, weight, hidden_bias, visible_bias, gap, v, h_data, v_model, h_model):
+        ctx.save_for_backward(v, h_data, v_model, h_model)
+        return gap
+
+    @staticmethod
+    def backward(ctx, grad):  # grad: (batch,)
+        v, h_data, v_model, h_model = ctx.saved_tensors
+        g = grad[:, None]
+        grad_weight = v_model.T @ (g * h_model) - v.T @ (g * h_data)
+        grad_hidden = (g * (h_model - h_data)).sum(0)
+        grad_visible = (g * (v_model - v)).sum(0)
+        return grad_weight, grad_hidden, grad_visible, None, None, None, None, None
+
+
+class RBM(nn.Module):
+    """A Bernoulli restricted Boltzmann machine, trained by CD-k or persistent CD.
+
+    ``weight`` has shape (n_visible, n_hidden). ``forward(v)`` runs the negative phase and
+    returns the per-sample free-energy gap F(v) - F(v_model), v_model drawn by the Gibbs chain
+    (a constant for the gradient), so that the gradient of its mean is minus the CD-k (or PCD)
+    estimate of the log-likelihood gradient. The Gibbs chain draws from its own generator, seeded
+    by ``seed`` and kept on the module's device; its state survives pickling (on the same kind of
+    device).
+    """
+    def __init__(self, n_visible, n_hidden, generator, seed, n_gibbs_steps=1, persistent=False):
+        super().__init__()
+        weight = torch.empty(n_visible, n_hidden).normal_(0.0, 0.01, generator=generator)
+        self.weight = nn.Parameter(weight)
+        self.hidden_bias = nn.Parameter(torch.zeros(n_hidden))
+        self.visible_bias = nn.Parameter(torch.zeros(n_visible))
+        self.n_gibbs_steps = n_gibbs_steps
+        self.persistent = persistent
+        self.seed = seed
+        self.register_buffer("chain", None)  # persistent hidden states, (rows, n_hidden)
+        self._generator = None
+        self._generator_state = None
+
+    def generator(self, device):
+        """The Gibbs chain's generator on ``device`` (created or moved there on first use)."""
+        gen = self._generator
+        if gen is None or gen.device != device:
+            gen = torch.Generator(device=device)
+            state = self._generator_state
+            if state is not None and state[0] == device.type:
+                gen.set_state(state[1])
+            else:
+                gen.manual_seed(self.seed)
+            self._generator, self._generator_state = gen, None
+        return gen
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        gen = state.get("_generator")
+        if gen is not None:  # a CUDA generator does not pickle; its state does
+            state["_generator_state"] = (gen.device.type, gen.get_state())
+        state["_generator"] = None
+        return state
+
+    def hidden_probs(self, v):
+        return torch.sigmoid(v @ self.weight + self.hidden_bias)  # (batch, n_hidden)
+
+    def visible_probs(self, h):
+        return torch.sigmoid(h @ self.weight.T + self.visible_bias)  # (batch, n_visible)
+
+    def free_energy(self, v):
+        return rbm_free_energy(v, self.weight, self.hidden_bias, self.visible_bias)  # (batch,)
+
+    @staticmethod
+    def bernoulli(p, generator):
+        return (torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device) < p).to(p.dtype)
+
+    def gibbs(self, h, n_steps, generator):
+        """``n_steps`` sweeps h -> v -> h from hidden states ``h``; returns the last (v, h)."""
+        v = None
+        for _ in range(n_steps):
+            v = self.bernoulli(self.visible_probs(h), generator)
+            h = self.bernoulli(self.hidden_probs(v), generator)
+        return v, h
+
+    def forward(self, v):
+        weight, hidden_bias, visible_bias = self.weight, self.hidden_bias, self.visible_bias
+        with torch.no_grad():
+            gen = self.generator(v.device)
+            n = v.shape[0]
+            x_data = torch.addmm(hidden_bias, v, weight)  # (batch, n_hidden)
+            h_data = torch.sigmoid(x_data)
+            persistent = self.persistent and self.training
+            if persistent:
+                if self.chain is None or self.chain.shape[0] < n or self.chain.dtype != v.dtype:
+                    chain = v.new_zeros(max(n, 0 if self.chain is None else self.chain.shape[0]),
+                                        weight.shape[1])
+                    if self.chain is not None:
+                        rows = min(len(self.chain), len(chain))
+                        chain[:rows] = self.chain[:rows].to(chain.dtype)
+                    self.chain = chain
+                h = self.chain[:n]
+            else:  # CD-k: the chain starts at the data
+                h = self.bernoulli(h_data, gen)
+            for _ in range(self.n_gibbs_steps):
+                v_model = self.bernoulli(self.visible_probs(h), gen)
+                x_model = torch.addmm(hidden_bias, v_model, weight)
+                h_model = torch.sigmoid(x_model)
+                h = self.bernoulli(h_model, gen)
+            if persistent:
+                self.chain[:n] = h
+            gap = ((v_model - v) @ visible_bias
+                   + nn.functional.softplus(x_model).sum(1) - nn.functional.softplus(x_data).sum(1))  # F(v) - F(v_model)
+        return _FreeEnergyGapFunction.apply(weight, hidden_bias, visible_bias, gap, v, h_data,
+                                            v_model, h_model)
+
+
+class FreeEnergyGap(nn.Module):
+    """CD criterion: the mean over the batch of the module's F(v_data) - F(v_model); its
+    gradient is minus the CD-k / PCD estimate of the log-likelihood gradient."""
+
+    def forward(self, y_pred, x):
+        return y_pred.mean()

@@ -4,6 +4,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ae import AutoencoderTransformer
 from sklearn_ae import LikelihoodOutlierDetector
+from sklearn_ae import VAETransformer
 
 SMALL = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0, device="cpu")
 
@@ -35,6 +36,8 @@ ESTIMATORS = [
     AutoencoderTransformer(n_components=2, **SMALL),
     AutoencoderTransformer(n_components=2, likelihood="bernoulli", **SMALL),
     LikelihoodOutlierDetector(AutoencoderTransformer(n_components=2, **SMALL)),
+    VAETransformer(n_components=2, n_importance_samples=20, **SMALL),
+    VAETransformer(n_components=2, likelihood="bernoulli", n_importance_samples=20, **SMALL),
 ]
 
 

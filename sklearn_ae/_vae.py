@@ -1,0 +1,385 @@
+"""VAETransformer: a variational autoencoder as a scikit-learn transformer and density model."""
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import BaseNeuralEstimator, check_unit_interval
+from ._likelihoods import (
+    diagonal_normal_log_prob,
+    kl_diagonal_normal_standard_normal,
+    standard_normal_log_prob,
+)
+from ._modules import ELBOLoss, GaussianVAE
+
+# One importance-sampling chunk holds at most this many values per layer on the device:
+# chunk * batch * widest layer <= IWAE_CHUNK_ELEMENTS.
+IWAE_CHUNK_ELEMENTS = 2**24
+
+
+def _signed(c):
+    """A 64-bit unsigned constant as the int64 torch computes with (arithmetic wraps)."""
+    return c - 2**64 if c >= 2**63 else c
+
+
+_GOLDEN = _signed(0x9E3779B97F4A7C15)
+_MIX1 = _signed(0xBF58476D1CE4E5B9)
+_MIX2 = _signed(0x94D049BB133111EB)
+
+
+def _shift_right(h, s):
+    return (h >> s) & ((1 << (64 - s)) - 1)  # logical, not arithmetic, shift of int64
+
+
+def _mix(h):
+    """The splitmix64 finaliser: a bijective 64-bit hash, elementwise on int64 tensors."""
+    h = (h ^ _shift_right(h, 30)) * _MIX1
+    h = (h ^ _shift_right(h, 27)) * _MIX2
+    return h ^ _shift_right(h, 31)
+
+
+def row_keys(x, seed):
+    """One 64-bit key per row of ``x``, a hash of its values (rounded to float32) and ``seed``."""
+    bits = x.to(torch.float32).view(torch.int32).to(torch.int64)  # (batch, n_features)
+    position = torch.arange(1, x.shape[1] + 1, device=x.device, dtype=torch.int64) * _GOLDEN
+    return _mix(_mix(bits + position).sum(dim=1) ^ seed)  # (batch,)
+
+
+def keyed_normal(keys, start, n_samples, n_dims, dtype):
+    """Standard-normal noise of shape (n_samples, batch, n_dims) for samples ``start``,
+    ``start + 1``, ... of each row: a counter-based generator, so the value for (row, sample,
+    dimension) depends on those and the row's key only (not on the batch or the chunking)."""
+    counter = torch.arange(start * n_dims, (start + n_samples) * n_dims, device=keys.device,
+                           dtype=torch.int64).reshape(n_samples, 1, n_dims)
+    base = keys[None, :, None] ^ _mix(2 * counter)  # (n_samples, batch, n_dims)
+    h1, h2 = _mix(base), _mix(base ^ _GOLDEN)
+    u1 = (_shift_right(h1, 11).to(torch.float64) + 0.5) * 2.0**-53  # uniform on (0, 1)
+    u2 = _shift_right(h2, 11).to(torch.float64) * 2.0**-53
+    return (torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)).to(dtype)
+
+
+class VAETransformer(BaseNeuralEstimator):
+    """Variational autoencoder (Kingma & Welling, 2014), trained in PyTorch, as a scikit-learn
+    transformer with a log-likelihood.
+
+    The encoder q(z | x) is a diagonal Gaussian whose mean and log-variance are two linear heads
+    on an MLP of ``hidden_layer_sizes``; the prior p(z) is a standard normal over
+    ``n_components`` dimensions; the decoder mirrors the encoder and gives p(x | z), Bernoulli
+    (logits) or Gaussian (a mean and a learned per-feature variance, ``noise_variance_``, bounded
+    below so that densities stay finite). Training maximises the evidence lower bound (ELBO)
+    E_q[log p(x | z)] - beta * KL(q(z | x) || p(z)) with the reparameterisation trick and the KL in
+    closed form.
+
+    ``transform`` returns the posterior mean E[z | x] (deterministic), ``inverse_transform`` the
+    decoder mean, ``sample`` draws new data, and ``score_samples`` is the importance-weighted
+    (IWAE) estimate of log p(x) with ``n_importance_samples`` samples, in nats.
+
+    Parameters
+    ----------
+    n_components : int, default=8
+        Dimension of the latent space (the number of features ``transform`` returns).
+    hidden_layer_sizes : tuple of int, default=(128, 64)
+        Sizes of the encoder's intermediate layers; the decoder uses them in reverse.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        Nonlinearity of the intermediate layers.
+    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
+        Decoder p(x | z). ``"bernoulli"`` needs X in [0, 1] (use ``MinMaxScaler`` or
+        ``Binarizer``).
+    beta : float, default=1.0
+        Weight of the KL term in the training objective (beta-VAE, Higgins et al., 2017).
+        ``score_samples`` and ``elbo`` always use the unweighted model.
+    n_importance_samples : int, default=1000
+        Number K of importance samples of ``score_samples`` (and of the Monte Carlo average in
+        ``elbo``). Larger K gives a tighter, costlier estimate; it can be changed after fitting.
+    alpha : float, default=1e-4
+        L2 penalty on the weights.
+    batch_size : int or "auto", default="auto"
+        Minibatch size; ``"auto"`` is ``min(200, n_samples)``.
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+    max_iter : int, default=300
+        Maximum number of epochs.
+    tol : float, default=1e-4
+        Improvement of the loss (or validation score) that counts as progress.
+    n_iter_no_change : int, default=10
+        Stop after this many epochs without progress of at least ``tol``.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop on the validation loss (the negated
+        ELBO, with fixed noise) and restore the weights of the best epoch.
+    validation_fraction : float, default=0.1
+        Fraction of the data held out when ``early_stopping=True``.
+    shuffle : bool, default=True
+        Shuffle the training data every epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, the validation split, the training noise and the
+        importance samples of ``score_samples`` (fixed at fit, so a fitted model gives the same
+        scores on every call). The global random states of NumPy and torch are never touched.
+    verbose : int, default=0
+        1 prints one line per epoch; 2 adds a progress bar over the batches.
+    warm_start : bool, default=False
+        Continue from the previous fit's weights when ``fit`` is called again.
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    callbacks : list of skorch callbacks or (name, callback) tuples, default=None
+        Extra callbacks for the skorch training loop.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit, when X has string column names.
+    n_iter_ : int
+        Number of epochs run.
+    loss_curve_ : list of float
+        Mean training loss per epoch: the negative beta-ELBO, in nats per sample.
+    validation_scores_ : list of float or None
+        Validation beta-ELBO per epoch, when ``early_stopping=True``.
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``.
+    noise_variance_ : ndarray of shape (n_features_in_,) or None
+        Learned per-feature variance of the Gaussian decoder (None for Bernoulli).
+    net_ : skorch.NeuralNet
+        The skorch net that trained the model.
+    module_ : torch.nn.Module
+        The trained network.
+
+    See Also
+    --------
+    AutoencoderTransformer : A deterministic autoencoder.
+    sklearn.decomposition.FactorAnalysis : The linear-Gaussian latent variable model.
+    sklearn.decomposition.PCA : Probabilistic PCA's log-likelihood through ``score_samples``.
+
+    Notes
+    -----
+    The K importance samples of a row come from a counter-based generator keyed by a hash of
+    the row's values and a seed fixed at fit: rows get independent noise, yet a row's score
+    depends only on that row and the fitted model, never on the batch, the order of the rows,
+    the chunking or the call. The estimate is a stochastic lower bound on log p(x) that tightens
+    as K grows (Burda et al., 2016).
+
+    References
+    ----------
+    D. P. Kingma and M. Welling, "Auto-encoding variational Bayes", ICLR 2014.
+    Y. Burda, R. Grosse and R. Salakhutdinov, "Importance weighted autoencoders", ICLR 2016.
+    I. Higgins et al., "beta-VAE: learning basic visual concepts with a constrained variational
+    framework", ICLR 2017.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_ae import VAETransformer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> vae = VAETransformer(n_components=2, max_iter=5, n_importance_samples=10,
+    ...                      random_state=0, device="cpu")
+    >>> vae.fit_transform(X / 16).shape
+    (1797, 2)
+    >>> vae.score_samples(X[:3] / 16).shape
+    (3,)
+    >>> vae.sample(4, random_state=0).shape
+    (4, 64)
+    """
+
+    _parameter_constraints = {
+        **BaseNeuralEstimator._parameter_constraints,
+        "likelihood": [StrOptions({"gaussian", "bernoulli"})],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    #: floor on the decoder variance, as a fraction of the mean feature variance of the data
+    _variance_floor = 1e-3
+
+    def __init__(self, n_components=8, *, hidden_layer_sizes=(128, 64), activation="tanh",
+                 likelihood="gaussian", beta=1.0, n_importance_samples=1000, alpha=1e-4,
+                 batch_size="auto", learning_rate_init=1e-3, max_iter=300, tol=1e-4,
+                 n_iter_no_change=10, early_stopping=False, validation_fraction=0.1,
+                 shuffle=True, random_state=None, verbose=0, warm_start=False, device="auto",
+                 callbacks=None):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.likelihood = likelihood
+        self.beta = beta
+        self.n_importance_samples = n_importance_samples
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+        self.callbacks = callbacks
+
+    # ------------------------------------------------------------------ hooks
+    def _check_values(self, X):
+        if self.likelihood == "bernoulli":
+            check_unit_interval(X, type(self).__name__)
+
+    def _train(self, X, incremental):
+        if not hasattr(self, "net_") or not (incremental or self.warm_start):
+            # statistics of the data that start the decoder and bound its variance from below
+            self._data_mean = X.mean(0, dtype=np.float64)
+            self._data_variance = X.var(0, dtype=np.float64)
+        super()._train(X, incremental)
+
+    def _build_module(self, n_features, generator):
+        noise_seed, self._score_seed = (
+            int(s) for s in torch.randint(2**62, (2,), generator=generator))
+        mean_variance = float(self._data_variance.mean())
+        floor = max(self._variance_floor * mean_variance, 1e-12)
+        return GaussianVAE(
+            n_features, self._hidden_sizes(), self.n_components, self.activation,
+            self.likelihood, generator, noise_seed, variance_floor=floor,
+            init_mean=self._data_mean,
+            init_variance=np.maximum(self._data_variance, 2 * floor))
+
+    def _build_criterion(self):
+        return ELBOLoss(self.beta)
+
+    def _after_train(self, X, incremental):
+        if self.likelihood == "gaussian":
+            with torch.no_grad():
+                self.noise_variance_ = self.net_.module_.noise_variance().double().cpu().numpy()
+        else:
+            self.noise_variance_ = None
+
+    # -------------------------------------------------------------- inference
+    def transform(self, X):
+        """Encode X: the posterior mean E[z | x] (deterministic).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+            Same dtype as X (float32 or float64).
+        """
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        return self._map_batches(X, lambda m, x: m.encode(x)[0], self.n_components)
+
+    def inverse_transform(self, X):
+        """Decode latent points: the decoder mean (probabilities for ``likelihood="bernoulli"``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Latent points, e.g. from ``transform``.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+        """
+        Z = self._check_codes(X)
+        bern = self.likelihood == "bernoulli"
+        return self._map_batches(
+            Z, lambda m, z: torch.sigmoid(m.decode(z)) if bern else m.decode(z), self.n_features_in_)
+
+    def _chunk(self, batch_rows):
+        widest = max(self.n_features_in_, self.n_components, *self._hidden_sizes())
+        return max(1, IWAE_CHUNK_ELEMENTS // (batch_rows * widest))
+
+    def _importance_terms(self, X, reduce):
+        """Run the K importance samples over X in chunks; ``reduce`` is "iwae" or "elbo"."""
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        k = self.n_importance_samples
+        seed = _signed(self._score_seed % 2**64)
+
+        def fn(module, x):
+            keys = row_keys(x, seed)
+            mean, log_variance = module.encode(x)  # (batch, d)
+            std = torch.exp(0.5 * log_variance)
+            chunk = self._chunk(x.shape[0])
+            total = None
+            for start in range(0, k, chunk):
+                eps = keyed_normal(keys, start, min(chunk, k - start), self.n_components,
+                                   x.dtype)  # (c, batch, d)
+                z = mean + std * eps  # (c, batch, d)
+                log_px = module.log_likelihood(x, module.decode(z))  # (c, batch)
+                if reduce == "elbo":
+                    part = log_px.sum(0)
+                    total = part if total is None else total + part
+                    continue
+                log_w = (log_px + standard_normal_log_prob(z)
+                         - diagonal_normal_log_prob(z, mean, log_variance))
+                part = torch.logsumexp(log_w, dim=0)
+                total = part if total is None else torch.logaddexp(total, part)
+            if reduce == "elbo":
+                return total / k - kl_diagonal_normal_standard_normal(mean, log_variance)
+            return total - math.log(k)
+
+        return self._map_batches(X, fn)
+
+    def score_samples(self, X):
+        """Importance-weighted estimate of log p(x) per sample, in nats.
+
+        log (1/K) sum_k p(x, z_k) / q(z_k | x) with z_k ~ q(z | x) and K =
+        ``n_importance_samples`` (Burda et al., 2016), computed in chunks on the device and
+        accumulated with log-sum-exp. The noise is fixed at fit, so repeated calls agree.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+        """
+        return self._importance_terms(X, "iwae")
+
+    def elbo(self, X):
+        """Evidence lower bound per sample, in nats: E_q[log p(x | z)] - KL(q(z | x) || p(z)).
+
+        The expectation is a Monte Carlo average over the same ``n_importance_samples`` draws
+        as ``score_samples``; the KL is exact. This is the unweighted (beta = 1) bound, a lower
+        bound on log p(x) that ``score_samples`` tightens.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        elbo : ndarray of shape (n_samples,)
+        """
+        return self._importance_terms(X, "elbo")
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw samples from the model: z ~ N(0, I), then x ~ p(x | z).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_)
+            float64; 0/1 values for ``likelihood="bernoulli"``.
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        rng = check_random_state(random_state)
+        Z = rng.standard_normal((n_samples, self.n_components))
+        mean = self.inverse_transform(Z)
+        if self.likelihood == "bernoulli":
+            return (rng.uniform(size=mean.shape) < mean).astype(np.float64)
+        return mean + rng.standard_normal(mean.shape) * np.sqrt(self.noise_variance_)
