@@ -2,6 +2,7 @@
 batched inference, tags and pickling."""
 
 import copy
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -118,10 +119,36 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self._check_values(X)
         return X
 
+    @contextmanager
+    def _input_attributes_kept_on_error(self):
+        """Undo what validation recorded (``n_features_in_``, ``feature_names_in_``) when a fit
+        fails, so a fitted model stays consistent and an unfitted one stays unfitted."""
+        names = ("n_features_in_", "feature_names_in_")
+        saved = {k: self.__dict__[k] for k in names if k in self.__dict__}
+        try:
+            yield
+        except Exception:
+            for k in names:
+                self.__dict__.pop(k, None)
+            self.__dict__.update(saved)
+            raise
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "net_")
+
     def _to_device(self, X, device, dtype=torch.float32):
         """A whole array as a tensor on ``device`` (sparse input is densified)."""
         if sp.issparse(X):
             X = X.toarray()
+        if dtype == torch.float32 and X.dtype == np.float64 and X.size:
+            big = max(float(X.max()), -float(X.min()))
+            if big > np.finfo(np.float32).max:
+                raise ValueError(
+                    f"{type(self).__name__} trains in float32, but X holds values as large as "
+                    f"{big:.3g} in magnitude, beyond the float32 range "
+                    f"({np.finfo(np.float32).max:.3g}). Scale the features first, e.g. with "
+                    "sklearn.preprocessing.StandardScaler."
+                )
         X = np.ascontiguousarray(X, dtype=np.float32 if dtype == torch.float32 else np.float64)
         if not X.flags.writeable:
             X = X.copy()
@@ -234,8 +261,9 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self : object
             The fitted estimator.
         """
-        X = self._validate(X, reset=not (self.warm_start and hasattr(self, "net_")))
-        self._train(X, incremental=False)
+        with self._input_attributes_kept_on_error():
+            X = self._validate(X, reset=not (self.warm_start and hasattr(self, "net_")))
+            self._train(X, incremental=False)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -257,8 +285,9 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self : object
             The updated estimator.
         """
-        X = self._validate(X, reset=not hasattr(self, "net_"))
-        self._train(X, incremental=True)
+        with self._input_attributes_kept_on_error():
+            X = self._validate(X, reset=not hasattr(self, "net_"))
+            self._train(X, incremental=True)
         return self
 
     # -------------------------------------------------------------- inference
