@@ -97,7 +97,14 @@ def set_threads(n):
     shared with other jobs, one thread avoids OpenMP stalls that have nothing to do with the
     libraries measured; every record carries the setting as ``torch_threads``."""
     if n is not None:
+        from threadpoolctl import threadpool_limits
+
         torch.set_num_threads(n)
+        global _BLAS_LIMIT  # NumPy's BLAS (scikit-learn's anchors) gets the same limit
+        _BLAS_LIMIT = threadpool_limits(limits=n)
+
+
+_BLAS_LIMIT = None
 
 
 def resolve_device(device):

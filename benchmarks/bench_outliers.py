@@ -98,12 +98,14 @@ def detectors(device, seed, quick, only=None):
     return out
 
 
-def run_outliers(ctx, args):
+def run_outliers(ctx, args, on_progress=None):
     ref = published()
     dets = detectors(ctx["device"], args.seed, args.quick, args.only)
     names = args.datasets or ODDS
     records = []
     for ds in names:
+        if records and on_progress is not None:
+            on_progress(records)  # what is done so far is on disk if the run is stopped
         X, y = load_odds(ds)
         X_train, X_test, _, y_test = pyod_split(X, y, args.seed)
         case = f"{ds} {X.shape[0]}x{X.shape[1]} ({100 * y.mean():.1f}% outliers)"
@@ -234,12 +236,14 @@ def add_arguments(parser):
 def run(args, command=None):
     args.device = C.resolve_device(args.device)
     C.set_threads(args.threads)
-    if args.quick and args.datasets is None:
-        args.datasets = [d for d in ODDS if d != "shuttle"]
+    if args.datasets is None:  # smallest first, so that a stopped run still covers most sets
+        args.datasets = sorted((d for d in ODDS if not (args.quick and d == "shuttle")),
+                               key=lambda d: C.require_data("odds", f"{d}.mat").stat().st_size)
     ctx = C.context(args.device)
-    records = run_outliers(ctx, args)
     name = f"outliers_{args.device.replace(':', '')}" + ("_quick" if args.quick else "")
     command = command or "python benchmarks/bench_outliers.py"
+    records = run_outliers(ctx, args, lambda done: C.write_results(
+        done, name, markdown(done, ctx, command + " (partial: still running)")))
     path = C.write_results(records, name, markdown(records, ctx, command))
     print(f"wrote {path} and {path.with_suffix('.md')}")
     return records

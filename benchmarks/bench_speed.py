@@ -300,6 +300,7 @@ def speed_cases(ctx, args):
         X = np.concatenate([m["train"], m["valid"]])
         for bs in args.batch_sizes:
             rows = len(X) if on_gpu else min(len(X), max(args.cpu_rows, args.min_batches * bs))
+            rows = min(rows, args.cpu_rows_max) if not on_gpu else rows
             rows_infer = len(X) if on_gpu else min(len(X), args.cpu_rows)
             ep = epochs if on_gpu else 1
             case = f"60000x784 784-1000-500-250-30 bs{bs}"
@@ -474,6 +475,8 @@ def add_arguments(parser):
     parser.add_argument("--cpu-rows", type=int, default=None,
                         help="MNIST-sized case on the CPU: rows timed (default 4096 quick, 25600 full)")
     parser.add_argument("--min-batches", type=int, default=None)
+    parser.add_argument("--cpu-rows-max", type=int, default=None,
+                        help="MNIST-sized case on the CPU: at most this many rows timed")
     parser.add_argument("--memory-rows", type=int, default=None,
                         help="rows of the memory-mapped peak-memory case (default 1,000,000)")
     parser.add_argument("--skip-mnist", action="store_true")
@@ -485,9 +488,11 @@ def run(args, command=None):
     args.device = C.resolve_device(args.device)
     C.set_threads(args.threads)
     if args.cpu_rows is None:
-        args.cpu_rows = 4096 if args.quick else 25_600
+        args.cpu_rows = 2048 if args.quick else 25_600
     if args.min_batches is None:
-        args.min_batches = 8 if args.quick else 25
+        args.min_batches = 4 if args.quick else 25
+    if args.cpu_rows_max is None:
+        args.cpu_rows_max = 4096 if args.quick else 60_000
     if args.memory_rows is None:
         args.memory_rows = 1_000_000
     ctx = C.context(args.device)

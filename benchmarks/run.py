@@ -98,7 +98,7 @@ def main(argv=None):
                     failed.append(f"{script} (exit {rc})")
     import summarize
 
-    summarize.main()
+    summarize.main([])
     if failed:
         print("failed: " + ", ".join(failed))
         return 1
