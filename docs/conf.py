@@ -111,5 +111,19 @@ def _check_api_reference(app):
                 "sklearn_ae.%s is public (in __all__) but not listed in docs/api.rst", name)
 
 
+# -- shapes written with fitted attributes --------------------------------------------------------
+# In reST a word ending in "_" is a link target: "shape (n_samples, n_features_in_)" in a docstring
+# would be an "Unknown target name" error. Quote such names inside shapes before numpydoc parses
+# the docstring, as scikit-learn's docstrings do by hand.
+_SHAPE_ATTRIBUTE = re.compile(r"(?<![`\w])([a-z][a-z0-9_]*[a-z0-9]_)(?=\s*[,)])")
+
+
+def _quote_shape_attributes(app, what, name, obj, options, lines):
+    for i, line in enumerate(lines):
+        if "(" in line:
+            lines[i] = _SHAPE_ATTRIBUTE.sub(r"`\1`", line)
+
+
 def setup(app):
     app.connect("builder-inited", _check_api_reference)
+    app.connect("autodoc-process-docstring", _quote_shape_attributes, priority=400)

@@ -1,7 +1,7 @@
 """
-=============================================================
+===============================================================
 Two-dimensional embeddings of the digits: PCA, autoencoder, VAE
-=============================================================
+===============================================================
 
 The 8x8 images of handwritten digits live in 64 dimensions. Squeezed into two, a linear map
 (:class:`~sklearn.decomposition.PCA`) can only show the directions of largest variance, where

@@ -1,7 +1,7 @@
 """
-=================================================================
+================================================
 Few labels: features learned from unlabeled data
-=================================================================
+================================================
 
 Labels are often scarce while unlabeled samples are plentiful. A representation learned without
 labels, on *all* the training images, can make a classifier trained on a handful of labeled

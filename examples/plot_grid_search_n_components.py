@@ -1,7 +1,7 @@
 """
-=====================================================================
+======================================================================
 Choosing ``n_components`` by held-out log-likelihood with GridSearchCV
-=====================================================================
+======================================================================
 
 ``score(X)`` of a density model is the mean log-likelihood of X, so
 :class:`~sklearn.model_selection.GridSearchCV` with its default scorer picks the number of

@@ -1,7 +1,7 @@
 """
-==========================================================
+=============================
 RBM filters and Gibbs samples
-==========================================================
+=============================
 
 A restricted Boltzmann machine is a generative model of binary vectors: hidden units are
 switched on by the visible units through a weight matrix, and the visible units are switched on by

@@ -1,7 +1,7 @@
 """
-=========================================
+==================================
 Reconstructions of held-out digits
-=========================================
+==================================
 
 Each model squeezes a held-out image through a code of ``n_components = 8`` numbers and decodes
 it back with ``inverse_transform(transform(X))``. :class:`~sklearn.decomposition.PCA` keeps the

@@ -1,7 +1,7 @@
 """
-==================================================================
+================================================================
 Sparse codes: activation histograms with and without the penalty
-==================================================================
+================================================================
 
 A :class:`~sklearn_ae.SparseAutoencoder` has more code units than the digits have pixels (100
 versus 64: an *overcomplete* code) and sigmoid activations in (0, 1). Without a penalty nothing

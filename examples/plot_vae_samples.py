@@ -1,7 +1,7 @@
 """
-=================================================
+==========================================
 VAE samples and latent-space interpolation
-=================================================
+==========================================
 
 A :class:`~sklearn_ae.VAETransformer` is a generative model: its decoder turns any point of the
 latent space into an image, and its prior says which points are typical. ``sample`` draws codes
