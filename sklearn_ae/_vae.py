@@ -56,10 +56,10 @@ def keyed_normal(keys, start, n_samples, n_dims, dtype):
     dimension) depends on those and the row's key only (not on the batch or the chunking)."""
     counter = torch.arange(start * n_dims, (start + n_samples) * n_dims, device=keys.device,
                            dtype=torch.int64).reshape(n_samples, 1, n_dims)
-    base = keys[None, :, None] ^ _mix(2 * counter)  # (n_samples, batch, n_dims)
-    h1, h2 = _mix(base), _mix(base ^ _GOLDEN)
-    u1 = (_shift_right(h1, 11).to(torch.float64) + 0.5) * 2.0**-53  # uniform on (0, 1)
-    u2 = _shift_right(h2, 11).to(torch.float64) * 2.0**-53
+    h = _mix(keys[None, :, None] ^ _mix(counter))  # (n_samples, batch, n_dims)
+    # Box-Muller on the two 32-bit halves of the hash: u1 in (0, 1], u2 in [0, 1)
+    u1 = (_shift_right(h, 32).to(torch.float64) + 0.5) * 2.0**-32
+    u2 = (h & 0xFFFFFFFF).to(torch.float64) * 2.0**-32
     return (torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)).to(dtype)
 
 
@@ -93,7 +93,7 @@ class VAETransformer(BaseNeuralEstimator):
     beta : float, default=1.0
         Weight of the KL term in the training objective (beta-VAE, Higgins et al., 2017).
         ``score_samples`` and ``elbo`` always use the unweighted model.
-    n_importance_samples : int, default=1000
+    n_importance_samples : int, default=500
         Number K of importance samples of ``score_samples`` (and of the Monte Carlo average in
         ``elbo``). Larger K gives a tighter, costlier estimate; it can be changed after fitting.
     alpha : float, default=1e-4
@@ -196,7 +196,7 @@ class VAETransformer(BaseNeuralEstimator):
     _variance_floor = 1e-3
 
     def __init__(self, n_components=8, *, hidden_layer_sizes=(128, 64), activation="tanh",
-                 likelihood="gaussian", beta=1.0, n_importance_samples=1000, alpha=1e-4,
+                 likelihood="gaussian", beta=1.0, n_importance_samples=500, alpha=1e-4,
                  batch_size="auto", learning_rate_init=1e-3, max_iter=300, tol=1e-4,
                  n_iter_no_change=10, early_stopping=False, validation_fraction=0.1,
                  shuffle=True, random_state=None, verbose=0, warm_start=False, device="auto",

@@ -80,8 +80,8 @@ def test_iwae_agrees_with_quadrature_in_one_dimension(rng, likelihood):
     iwae = vae.score_samples(X_eval)
     assert np.all(np.isfinite(exact))
     np.testing.assert_allclose(iwae, exact, atol=0.05)
-    # the ELBO is a proper lower bound on the exact value, with a visible gap somewhere
-    assert np.all(vae.elbo(X_eval) <= exact + 0.05)
+    # the ELBO lies below the exact value
+    assert np.all(vae.set_params(n_importance_samples=500).elbo(X_eval) <= exact + 0.05)
 
 
 def test_iwae_is_above_the_elbo_and_rises_with_k(rng):
@@ -138,12 +138,13 @@ def test_beats_factor_analysis_and_pca_on_held_out_digits(digits_split):
     assert scores["VAETransformer"] > scores["FactorAnalysis"] + 5
     assert scores["VAETransformer"] > scores["PCA"] + 5
     # a real gap between the bounds here: the ELBO, then IWAE rising with K
-    bounds = [vae.elbo(X_test).mean()]
+    bounds = []
     for k in (1, 10, 100):
         bounds.append(vae.set_params(n_importance_samples=k).score(X_test))
-    bounds.append(scores["VAETransformer"])  # K = 1000, the default
-    assert bounds[0] == pytest.approx(bounds[1], abs=0.5)
-    assert bounds[1] < bounds[2] < bounds[3] < bounds[4], bounds
+    bounds.append(scores["VAETransformer"])  # K = 500, the default
+    assert bounds[0] < bounds[1] < bounds[2] < bounds[3], bounds
+    elbo = vae.elbo(X_test).mean()  # with K = 100 draws
+    assert elbo == pytest.approx(bounds[0], abs=0.5) and elbo < bounds[1]
 
 
 # --------------------------------------------------------------------------- the estimator
