@@ -47,6 +47,10 @@ def run_script(script, args):
         cmd += ["--device", args.device]
     if args.quick and "--quick" in help_text:
         cmd.append("--quick")
+    if args.threads is not None and "--threads" in help_text:
+        cmd += ["--threads", str(args.threads)]
+    if "--seed" in help_text:
+        cmd += ["--seed", str(args.seed)]
     print(f"[quality] {' '.join(shlex.quote(c) for c in cmd)}", flush=True)
     return subprocess.run(cmd, cwd=HERE.parent).returncode
 
