@@ -1,7 +1,7 @@
 """
-==========================================================
+============================================================
 Outlier detection from a likelihood, against IsolationForest
-==========================================================
+============================================================
 
 :class:`~sklearn_ae.LikelihoodOutlierDetector` turns any estimator with ``score_samples`` into a
 scikit-learn outlier detector: it fits the estimator, then puts a threshold ``offset_`` on the
