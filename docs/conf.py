@@ -88,7 +88,6 @@ sphinx_gallery_conf = {
     "ignore_pattern": r"__init__\.py|conftest\.py",
     "within_subsection_order": "FileNameSortKey",
     "doc_module": ("sklearn_ae",),
-    "reference_url": {"sklearn_ae": None},
     "backreferences_dir": "generated/backreferences",
     "remove_config_comments": True,
     "min_reported_time": 1,

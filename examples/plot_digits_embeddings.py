@@ -77,8 +77,10 @@ fig.tight_layout()
 plt.show()
 
 # %%
-# The first two principal components separate 0, 4, 6 from the rest and little else; the
-# non-linear codes keep most classes apart. The VAE's prior pulls its codes towards a round,
-# standard normal cloud, so its classes touch where the autoencoder leaves gaps; in exchange,
-# every point of that cloud decodes to a plausible digit (see
+# The first two principal components keep 0, 4 and 6 apart and pile most other digits on top of
+# each other. Both non-linear codes separate many more classes, and a nearest-neighbour
+# classifier in two dimensions gains some fifteen points of accuracy over PCA (see the titles).
+# The autoencoder's code is only asked to reconstruct, so it may leave gaps and stretch some
+# classes far out; the VAE's prior pulls its codes into one compact standard-normal cloud, so
+# that every point of that cloud decodes to a plausible digit (see
 # :ref:`sphx_glr_auto_examples_plot_vae_samples.py`).

@@ -43,10 +43,10 @@ X_train, X_test = train_test_split(X, test_size=0.3, random_state=0)
 # Three grid searches, three-fold cross-validation on the training images
 # -----------------------------------------------------------------------
 grid = [2, 4, 8, 16]
-common = dict(hidden_layer_sizes=(128,), learning_rate_init=3e-3, max_iter=60, random_state=0)
+common = dict(hidden_layer_sizes=(64,), learning_rate_init=3e-3, max_iter=40, random_state=0)
 searches = {
     "PCA": GridSearchCV(PCA(random_state=0), {"n_components": grid + [32, 48, 63]}, cv=3),
-    # 100 importance samples per image are plenty to rank the candidates (1000 is the default)
+    # 100 importance samples per image are enough to rank the candidates (the default is more)
     "VAE": GridSearchCV(VAETransformer(likelihood="gaussian", n_importance_samples=100, **common),
                         {"n_components": grid}, cv=3),
     "Autoencoder (reconstruction likelihood)": GridSearchCV(
