@@ -215,10 +215,11 @@ def markdown(records, ctx, command):
         rows.append(row)
     rows.append(["**total**"] + [f"**{C.fmt(totals[i], 3)}**" for i in impls])
     text += C.md_table(["data"] + impls, rows)
-    errors = [r for r in records if r["metric"] == "roc_auc" and r.get("error")]
+    errors = [r for r in records if r["metric"] == "roc_auc" and (r.get("error") or r.get("note"))]
     if errors:
-        text += "\n## Errors\n\n" + "".join(
-            f"- {r['dataset']}, {r['implementation']}: {r['error']}\n" for r in errors)
+        text += "\n## Errors and notes\n\n" + "".join(
+            f"- {r['dataset']}, {r['implementation']}: {r.get('error') or r.get('note')}\n"
+            for r in errors)
     return text
 
 
