@@ -142,7 +142,7 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             X = X.toarray()
         if dtype == torch.float32 and X.dtype == np.float64 and X.size:
             big = max(float(X.max()), -float(X.min()))
-            if big > np.finfo(np.float32).max:
+            if big > float(np.finfo(np.float32).max):
                 raise ValueError(
                     f"{type(self).__name__} trains in float32, but X holds values as large as "
                     f"{big:.3g} in magnitude, beyond the float32 range "

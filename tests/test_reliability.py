@@ -589,6 +589,16 @@ def test_learning_rate_that_overflows_the_optimizer_is_a_divergence():
                                max_iter=3, random_state=0, device="cpu").fit(X)
 
 
+# ``callbacks`` is checked to be a list, not what is in it: skorch then fails with a raw
+# AttributeError ('int' object has no attribute 'set_params') deep inside initialize.
+@pytest.mark.xfail(strict=True, raises=AttributeError,
+                   reason="callbacks entries are not validated; see the suggested fix for build_net")
+def test_bad_callbacks_are_a_clear_error():
+    X = np.random.RandomState(0).randn(20, 3)
+    with pytest.raises(TypeError, match="callback"):
+        AutoencoderTransformer(n_components=2, callbacks=[1], device="cpu", max_iter=2).fit(X)
+
+
 @pytest.mark.parametrize("cls, overrides", VARIANTS)
 def test_device_requests(cls, overrides):
     est = make(cls, **overrides)
@@ -606,6 +616,24 @@ def test_device_requests(cls, overrides):
                 model.score_samples(X)
     with pytest.raises(ValueError, match="device"):
         set_inner(clone(est), device=None).fit(X)
+
+
+@pytest.mark.parametrize("cls, overrides", VARIANTS)
+def test_values_beyond_float32_are_refused_for_training(cls, overrides):
+    """The networks train in float32: float64 values beyond its range are a clear ValueError
+    (they used to become inf on the way to the device and end as a misleading divergence).
+    Inference computes in float64 for float64 input, so there such values are fine."""
+    est, X = fitted(cls, overrides)
+    if needs_unit_interval(est):
+        pytest.skip("a Bernoulli model refuses such values as outside [0, 1]")
+    huge = X * 1e300
+    for method in methods(est, FIT_METHODS):
+        with pytest.raises(ValueError, match="float32 range.*StandardScaler") as info:
+            call(clone(est), method, huge)
+        assert not isinstance(info.value, DivergenceError)
+    with pytest.raises(ValueError, match="float32 range"):
+        copy.deepcopy(est).partial_fit(huge) if hasattr(est, "partial_fit") else clone(est).fit(huge)
+    assert_no_nan({k: v for k, v in outputs(est, huge).items() if k not in ("transform", "inverse_transform")})
 
 
 # ----------------------------------------------------------------------------- divergence
@@ -1152,12 +1180,12 @@ def test_inference_memory_does_not_grow_with_n_samples(cls, overrides, tmp_path)
     n_features = est.n_features_in_
     batch_bytes = _base.INFERENCE_BATCH_SIZE * max(n_features, 8) * 8
     extra = {}
-    for n in (20_000, 200_000):
+    for n in (10_000, 100_000):
         path = tmp_path / f"X{n}.dat"
         mm = np.memmap(path, dtype=np.float64, mode="w+", shape=(n, n_features))
         rng = np.random.RandomState(0)
-        for start in range(0, n, 50_000):
-            block = rng.randn(min(50_000, n - start), n_features)
+        for start in range(0, n, 25_000):
+            block = rng.randn(min(25_000, n - start), n_features)
             mm[start:start + len(block)] = (block > 0) if needs_unit_interval(est) else block
         mm.flush()
         del mm
@@ -1174,8 +1202,8 @@ def test_inference_memory_does_not_grow_with_n_samples(cls, overrides, tmp_path)
             peaks.append(peak - np.asarray(out).nbytes)
         extra[n] = max(peaks)
         del X
-    assert extra[200_000] < 4 * batch_bytes + 1_000_000, extra
-    assert extra[200_000] < extra[20_000] + batch_bytes, extra
+    assert extra[100_000] < 4 * batch_bytes + 1_000_000, extra
+    assert extra[100_000] < extra[10_000] + batch_bytes, extra
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
