@@ -1,5 +1,6 @@
 """LikelihoodOutlierDetector: thresholds, conventions, other estimators, model selection."""
 
+import inspect
 import pickle
 import warnings
 
@@ -20,6 +21,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import sklearn_ae
 from sklearn_ae import AutoencoderTransformer, LikelihoodOutlierDetector
 
 FAST = dict(hidden_layer_sizes=(16,), max_iter=20, random_state=0, device="cpu")
@@ -129,6 +131,26 @@ def test_nan_scores_are_an_error(rng):
 
     with pytest.raises(ValueError, match="NaN"):
         LikelihoodOutlierDetector(Broken()).fit(rng.randn(20, 2))
+
+
+OUR_SCORERS = [getattr(sklearn_ae, name) for name in sklearn_ae.__all__
+               if inspect.isclass(getattr(sklearn_ae, name)) and hasattr(getattr(sklearn_ae, name), "partial_fit")]
+
+
+@pytest.mark.parametrize("cls", OUR_SCORERS, ids=lambda c: c.__name__)
+def test_wraps_every_estimator_of_the_package(cls, rng):
+    """Data in [0, 1] so that Bernoulli-only models (the RBM stack) accept them."""
+    X = np.vstack([(rng.rand(150, 8) < 0.2).astype(float), (rng.rand(10, 8) < 0.8).astype(float)])
+    est = cls()
+    small = dict(n_components=2, hidden_layer_sizes=(8,), max_iter=10, random_state=0, device="cpu",
+                 n_importance_samples=4, n_ais_runs=4, n_ais_betas=50)
+    est.set_params(**{k: v for k, v in small.items() if k in est.get_params()})
+    det = LikelihoodOutlierDetector(est, contamination=10 / 160).fit(X)
+    scores = det.score_samples(X)
+    np.testing.assert_allclose(det.decision_function(X), scores - det.offset_)
+    pred = det.predict(X)
+    assert set(np.unique(pred)) == {-1, 1}
+    assert np.sum(pred == -1) <= 10
 
 
 # --------------------------------------------------------------------------- conventions
