@@ -1,6 +1,11 @@
 """AutoencoderTransformer: a deterministic MLP autoencoder as a scikit-learn transformer."""
 
-from sklearn.utils._param_validation import StrOptions
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import clone
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, StrOptions
 
 from ._base import BaseReconstructionAutoencoder
 from ._modules import Autoencoder
@@ -26,7 +31,7 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
     likelihood : {"gaussian", "bernoulli"}, default="gaussian"
         Observation model. ``"bernoulli"`` needs X in [0, 1] (use ``MinMaxScaler``).
     alpha : float, default=1e-4
-        L2 penalty on the weights.
+        L2 penalty (Adam's weight decay) on the network's parameters.
     batch_size : int or "auto", default="auto"
         Minibatch size; ``"auto"`` is ``min(200, n_samples)``.
     learning_rate_init : float, default=1e-3
@@ -55,10 +60,16 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
         Extra callbacks for the skorch training loop.
-    pretraining : None or "rbm", default=None
-        ``"rbm"`` initialises the encoder layer by layer with a stack of Bernoulli RBMs and the
-        decoder with the transposed weights before fine-tuning (Hinton & Salakhutdinov, 2006).
-        Needs X in [0, 1].
+    pretraining : None, "rbm" or BernoulliRBMStack, default=None
+        ``"rbm"`` initialises the encoder layer by layer with a stack of Bernoulli RBMs (sizes
+        ``hidden_layer_sizes`` then ``n_components``; CD-1, learning rate 0.1, momentum 0.5,
+        weight decay 2e-4, batches of 100, 20 epochs per layer) and the decoder with the
+        transposed weights, then fine-tunes the whole network by backpropagation (Hinton &
+        Salakhutdinov, 2006). An unfitted ``BernoulliRBMStack`` sets the RBM training instead
+        (its layer sizes are replaced). Needs X in [0, 1] and ``activation`` "logistic" or
+        "tanh" (a tanh network gets the same function, rescaled). The code is the top RBM's
+        hidden input (its logit); the decoder's first layer and, for ``likelihood="gaussian"``,
+        its output start from the linearisation of the logistic function there.
 
     Attributes
     ----------
@@ -74,6 +85,8 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
         Negated validation loss per epoch, when ``early_stopping=True``.
     best_validation_score_ : float or None
         Best of ``validation_scores_``.
+    pretrained_ : BernoulliRBMStack or None
+        The RBM stack that initialised the network (``pretraining`` set), else None.
     noise_variance_ : ndarray of shape (n_features_in_,) or None
         Per-feature variance of the Gaussian observation model (None for Bernoulli).
     net_ : skorch.NeuralNet
@@ -106,7 +119,7 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
 
     _parameter_constraints = {
         **BaseReconstructionAutoencoder._parameter_constraints,
-        "pretraining": [None, StrOptions({"rbm"})],
+        "pretraining": [None, StrOptions({"rbm"}), HasMethods(["fit", "transform", "set_params"])],
     }
 
     def __init__(self, n_components=8, *, hidden_layer_sizes=(128, 64), activation="tanh",
@@ -134,8 +147,92 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
         self.callbacks = callbacks
         self.pretraining = pretraining
 
-    def _build_module(self, n_features, generator):
+    #: how ``pretraining="rbm"`` trains its RBMs (Hinton & Salakhutdinov 2006, fewer epochs)
+    _rbm_pretraining_params = dict(learning_rate=0.1, momentum=0.5, alpha=2e-4, batch_size=100,
+                                   max_iter=20, persistent=False, n_gibbs_steps=1)
+
+    def _train(self, X, incremental):
+        fresh = not hasattr(self, "net_") or not (incremental or self.warm_start)
+        if fresh:
+            self._pretrained_stack = None
+            if self.pretraining is not None:
+                self._pretrained_stack = self._pretrain(X)
+            self.pretrained_ = self._pretrained_stack
+        try:
+            super()._train(X, incremental)
+        finally:
+            self._pretrained_stack = None
+
+    def _pretrain(self, X):
+        """Fit the RBM stack that initialises the network (on X in [0, 1])."""
+        name = type(self).__name__
+        if self.activation not in ("logistic", "tanh"):
+            raise ValueError(
+                f"{name}(pretraining=...) needs activation='logistic' or 'tanh' (RBM hidden units "
+                f"are logistic); got activation={self.activation!r}.")
+        data = X.data if sp.issparse(X) else X
+        lo, hi = (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"{name}(pretraining=...) trains Bernoulli RBMs, which need X in [0, 1]; the data "
+                f"range from {lo:.6g} to {hi:.6g}. Scale the features first, e.g. with "
+                "sklearn.preprocessing.MinMaxScaler.")
+        from ._rbm import BernoulliRBMStack  # the RBM module imports the shared base, not us
+
         if self.pretraining == "rbm":
-            raise NotImplementedError("pretraining='rbm' arrives with BernoulliRBMStack.")
-        return Autoencoder(n_features, self._hidden_sizes(), self.n_components, self.activation,
-                           generator)
+            stack = BernoulliRBMStack(**self._rbm_pretraining_params)
+        else:
+            stack = clone(self.pretraining)
+        params = dict(n_components=self.n_components, hidden_layer_sizes=self._hidden_sizes(),
+                      warm_start=False)
+        stack_params = stack.get_params()
+        if stack_params.get("random_state") is None:
+            params["random_state"] = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        if self.pretraining == "rbm":
+            params.update(device=self.device, verbose=self.verbose)
+        return stack.set_params(**params).fit(X)
+
+    def _build_module(self, n_features, generator):
+        module = Autoencoder(n_features, self._hidden_sizes(), self.n_components, self.activation,
+                             generator)
+        stack = getattr(self, "_pretrained_stack", None)
+        if stack is not None:
+            self._load_rbm_weights(module, stack)
+        return module
+
+    def _load_rbm_weights(self, module, stack):
+        """Encoder from the RBMs' up-pass, decoder from their transposed weights.
+
+        Each RBM layer computes an affine map ``pre = A s + a`` of probabilities ``s``. A
+        layer's actual input ``u`` relates to ``s`` by ``s = alpha u + beta`` (logistic units:
+        s = u; tanh units: s = (u + 1) / 2, since tanh(a / 2) = 2 sigmoid(a) - 1; the code, a
+        logit z: s = sigmoid(z), linearised as 1/2 + z/4), and the layer's output is ``scale *
+        pre + shift`` (tanh halves its argument; a Gaussian mean linearises the sigmoid).
+        """
+        tanh = self.activation == "tanh"
+        hidden_in = (0.5, 0.5) if tanh else (1.0, 0.0)
+        hidden_out = (0.5, 0.0) if tanh else (1.0, 0.0)
+        n_layers = len(stack.coefs_)
+
+        def load(linear, A, a, inp, out):
+            A = torch.as_tensor(A, dtype=torch.float64)
+            a = torch.as_tensor(a, dtype=torch.float64)
+            (alpha, beta), (scale, shift) = inp, out
+            with torch.no_grad():
+                linear.weight.copy_(scale * alpha * A)
+                linear.bias.copy_(scale * (a + beta * A.sum(1)) + shift)
+
+        encoder = [m for m in module.encoder if isinstance(m, torch.nn.Linear)]
+        decoder = [m for m in module.decoder if isinstance(m, torch.nn.Linear)]
+        for i, (W, c) in enumerate(zip(stack.coefs_, stack.intercepts_hidden_)):
+            inp = (1.0, 0.0) if i == 0 else hidden_in
+            out = (1.0, 0.0) if i == n_layers - 1 else hidden_out  # the code is the top logit
+            load(encoder[i], W.T, c, inp, out)
+        for j in range(n_layers):
+            i = n_layers - 1 - j  # decoder layer j undoes RBM i
+            inp = (0.25, 0.5) if j == 0 else hidden_in
+            if j < n_layers - 1:
+                out = hidden_out
+            else:
+                out = (1.0, 0.0) if self.likelihood == "bernoulli" else (0.25, 0.5)
+            load(decoder[j], stack.coefs_[i], stack.intercepts_visible_[i], inp, out)

@@ -3,6 +3,7 @@
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ae import AutoencoderTransformer
+from sklearn_ae import BernoulliRBMStack
 from sklearn_ae import LikelihoodOutlierDetector
 from sklearn_ae import VAETransformer
 
@@ -27,7 +28,9 @@ BERNOULLI_DATA_CHECKS = [
 
 
 def expected_failed_checks(estimator):
-    if getattr(estimator, "likelihood", None) == "bernoulli":
+    # RBMs (and RBM pretraining) are defined on [0, 1] data only, like a Bernoulli model
+    if (getattr(estimator, "likelihood", None) == "bernoulli" or isinstance(estimator, BernoulliRBMStack)
+            or getattr(estimator, "pretraining", None) is not None):
         return {name: _OUT_OF_RANGE for name in BERNOULLI_DATA_CHECKS}
     return {}
 
@@ -35,6 +38,10 @@ def expected_failed_checks(estimator):
 ESTIMATORS = [
     AutoencoderTransformer(n_components=2, **SMALL),
     AutoencoderTransformer(n_components=2, likelihood="bernoulli", **SMALL),
+    AutoencoderTransformer(n_components=2, activation="logistic", pretraining="rbm", **SMALL),
+    BernoulliRBMStack(n_components=2, max_iter=2, random_state=0, device="cpu"),
+    BernoulliRBMStack(n_components=2, hidden_layer_sizes=(3,), max_iter=2, n_importance_samples=5,
+                      random_state=0, device="cpu"),
     LikelihoodOutlierDetector(AutoencoderTransformer(n_components=2, **SMALL)),
     VAETransformer(n_components=2, n_importance_samples=20, **SMALL),
     VAETransformer(n_components=2, likelihood="bernoulli", n_importance_samples=20, **SMALL),
