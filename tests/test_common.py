@@ -5,6 +5,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_ae import AutoencoderTransformer
 from sklearn_ae import BernoulliRBMStack
 from sklearn_ae import LikelihoodOutlierDetector
+from sklearn_ae import SparseAutoencoder
 from sklearn_ae import VAETransformer
 
 SMALL = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0, device="cpu")
@@ -43,6 +44,8 @@ ESTIMATORS = [
     BernoulliRBMStack(n_components=2, hidden_layer_sizes=(3,), max_iter=2, n_importance_samples=5,
                       random_state=0, device="cpu"),
     LikelihoodOutlierDetector(AutoencoderTransformer(n_components=2, **SMALL)),
+    SparseAutoencoder(n_components=3, max_iter=5, random_state=0, device="cpu"),
+    SparseAutoencoder(n_components=3, sparsity_target=0.2, **SMALL),
     VAETransformer(n_components=2, n_importance_samples=20, **SMALL),
     VAETransformer(n_components=2, likelihood="bernoulli", n_importance_samples=20, **SMALL),
 ]
