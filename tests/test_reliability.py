@@ -197,7 +197,7 @@ def state_tensors(est):
     """All module parameters, buffers and optimizer state of the estimator's nets, in order."""
     out = []
     for net in iter_nets(est):
-        out += [t.detach().clone() for t in net.module_.state_dict().values()]
+        out += [t.detach().clone() for t in net.module_.state_dict().values() if torch.is_tensor(t)]
         for group in net.optimizer_.state_dict()["state"].values():
             out += [v.clone() for v in group.values() if torch.is_tensor(v)]
     return out
@@ -558,6 +558,7 @@ def test_network_too_large_to_allocate_is_a_clear_error():
 _SILENT_NAN = "finite float32 input near the float32 limit gives NaN outputs; see _map_batches fix"
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's overflow notes on the way
 @pytest.mark.xfail(strict=True, reason=_SILENT_NAN)
 @pytest.mark.parametrize("activation", ["identity", "relu"])
 def test_extreme_float32_input_never_gives_silent_nan(activation):
@@ -618,6 +619,7 @@ def test_device_requests(cls, overrides):
         set_inner(clone(est), device=None).fit(X)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's overflow notes on the way
 @pytest.mark.parametrize("cls, overrides", VARIANTS)
 def test_values_beyond_float32_are_refused_for_training(cls, overrides):
     """The networks train in float32: float64 values beyond its range are a clear ValueError
@@ -754,8 +756,8 @@ _NAN_WEIGHTS = ("the divergence guard checks each batch's loss, computed before 
 
 
 _VAE_NAN_SCORES = ("with huge but finite weights, VAETransformer.score_samples returns NaN "
-                   "(inf - inf in the importance weights) without an error; see the suggested "
-                   "output check for _map_batches")
+                   "(inf - inf in the importance weights) without an error; the suggested "
+                   "output check for _map_batches turns it into a ValueError")
 
 
 def _nan_weights_cases():
@@ -787,7 +789,12 @@ def test_training_never_leaves_non_finite_weights_silently(cls, overrides):
         for t in state_tensors(est):
             if t.is_floating_point():
                 assert torch.isfinite(t).all(), "non-finite weights after a call that succeeded"
-        assert_no_nan(outputs(est, X))
+        for method in methods(est, INFERENCE_METHODS):
+            outcome = _attempt(call, est, method, X)
+            if outcome[0] == "ok":
+                assert_no_nan({method: outcome[1]})
+            else:  # refusing to answer is fine, if it says why
+                assert issubclass(outcome[1], ValueError) and "NaN" in outcome[2], outcome
 
 
 @pytest.mark.parametrize("cls, overrides", VARIANTS)
@@ -841,8 +848,8 @@ def test_ctrl_c_keeps_the_weights_trained_so_far(cls, overrides):
     assert_no_nan(res)
     # the weights are those trained so far: not the initial ones
     initial = make(cls, **overrides, max_iter=1)
-    initial_tensors = [t for net in iter_nets(initial.fit(X)) for t in net.module_.state_dict().values()]
-    trained = [t for net in iter_nets(est) for t in net.module_.state_dict().values()]
+    initial_tensors = state_tensors(initial.fit(X))
+    trained = state_tensors(est)
     assert any(not torch.equal(a, b) for a, b in zip(trained, initial_tensors))
     # and the estimator carries on
     set_inner(est, callbacks=None)
@@ -863,7 +870,7 @@ def _device_storage_tagger(est):
     for net in iter_nets(est):
         modules = [net.module_, net.criterion_, net.module, net.criterion]
         for obj in (m for m in modules if isinstance(m, torch.nn.Module)):
-            ptrs |= {t.untyped_storage().data_ptr() for t in obj.state_dict().values()}
+            ptrs |= {t.untyped_storage().data_ptr() for t in obj.state_dict().values() if torch.is_tensor(t)}
         for st in net.optimizer_.state.values():
             ptrs |= {v.untyped_storage().data_ptr() for v in st.values() if torch.is_tensor(v)}
     for value in vars(est).values():  # tensors the estimator keeps itself
@@ -986,10 +993,10 @@ def test_weights_round_trip_through_weights_only_torch_load(cls, overrides):
         torch.save(src.module_.state_dict(), buf)
         with torch.no_grad():
             for t in dst.module_.state_dict().values():
-                if t.is_floating_point():
+                if torch.is_tensor(t) and t.is_floating_point():
                     t.zero_()
         state = torch.load(io.BytesIO(buf.getvalue()), weights_only=True, map_location="cpu")
-        assert all(torch.is_tensor(v) for v in state.values())
+        assert all(torch.is_tensor(v) for k, v in state.items() if not k.endswith("_extra_state"))
         dst.module_.load_state_dict(state)
     assert_outputs_equal(outputs(copy_, X), outputs(est, X))
 
