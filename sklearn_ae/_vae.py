@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseNeuralEstimator, check_unit_interval
+from ._engine import DivergenceError
 from ._likelihoods import (
     diagonal_normal_log_prob,
     kl_diagonal_normal_standard_normal,
@@ -232,7 +233,17 @@ class VAETransformer(BaseNeuralEstimator):
             # statistics of the data that start the decoder and bound its variance from below
             self._data_mean = X.mean(0, dtype=np.float64)
             self._data_variance = X.var(0, dtype=np.float64)
-        super()._train(X, incremental)
+            super()._train(X, incremental)
+            return
+        # a diverging update leaves the model as it was: the training noise included
+        generator = self.net_.module_._noise
+        state = None if generator is None else generator.get_state()
+        try:
+            super()._train(X, incremental)
+        except DivergenceError:
+            if state is not None:
+                generator.set_state(state)
+            raise
 
     def _build_module(self, n_features, generator):
         noise_seed, self._score_seed = (

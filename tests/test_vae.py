@@ -80,8 +80,8 @@ def test_iwae_agrees_with_quadrature_in_one_dimension(rng, likelihood):
     iwae = vae.score_samples(X_eval)
     assert np.all(np.isfinite(exact))
     np.testing.assert_allclose(iwae, exact, atol=0.05)
-    # the ELBO lies below the exact value
-    assert np.all(vae.set_params(n_importance_samples=500).elbo(X_eval) <= exact + 0.05)
+    # the ELBO lies below the exact value (on average: its expectation is a Monte Carlo one)
+    assert vae.set_params(n_importance_samples=500).elbo(X_eval).mean() < exact.mean()
 
 
 def test_iwae_is_above_the_elbo_and_rises_with_k(rng):
@@ -267,11 +267,15 @@ def test_divergence_is_clear_and_partial_fit_keeps_the_model(X):
     with pytest.raises(DivergenceError, match="Lower learning_rate_init"):
         VAETransformer(n_components=2, learning_rate_init=1e30, **FAST).fit(X * 1e20)
     vae = VAETransformer(n_components=2, **FAST).fit(X)
+    twin = pickle.loads(pickle.dumps(vae))
     before = vae.score_samples(X)
     vae.net_.set_params(lr=1e30)
     with pytest.raises(DivergenceError):
         vae.partial_fit(X * 1e20)
     np.testing.assert_array_equal(vae.score_samples(X), before)
+    # weights, optimizer and training noise are as they were: the next epoch matches a twin's
+    vae.net_.set_params(lr=FAST.get("learning_rate_init", 1e-3))
+    np.testing.assert_array_equal(vae.partial_fit(X).transform(X), twin.partial_fit(X).transform(X))
 
 
 def test_bad_input_and_unfitted(X):
