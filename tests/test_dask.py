@@ -205,6 +205,7 @@ def test_fitted_model_shipped_to_a_worker_gives_the_same_results(cls, X01, clien
         np.testing.assert_allclose(remote, getattr(model, method)(X01), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:.*(CUDA|cuda).*")  # skorch's DeviceWarning, expected here
 def test_model_marked_as_trained_on_cuda_loads_on_a_cpu_worker(X01, client):
     """Simulation (no GPU in this test run): the skorch net of a GPU-trained model records
     device='cuda'; a CPU-only worker unpickles it on the CPU and gets the same numbers. The
