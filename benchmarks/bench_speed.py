@@ -33,6 +33,9 @@ of them alike. Every call is synchronised on CUDA before and after.
 
 import argparse
 import inspect
+import json
+import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -286,7 +289,7 @@ def speed_cases(ctx, args):
     # tabular: 10,000 x 64, one hidden layer of 32
     X = tabular_data(seed)
     X01 = (X - X.min(0)) / (X.max(0) - X.min(0))
-    for bs in args.batch_sizes:
+    for bs in [] if args.skip_tabular else args.batch_sizes:
         case = f"10000x64 64-32 bs{bs}"
         out += measure(ctx, case, ae_impls((64, 32), bs, epochs, device, seed), X, X, epochs,
                        repeats, {"family": "autoencoder", "batch_size": bs})
@@ -357,15 +360,14 @@ def cpu_targets(ctx, args):
     return [{**r, "device": "cpu", "machine": C.machine("cpu")} for r in out]
 
 
-def peak_memory(ctx, args):
-    """Peak memory of batched inference on a memory-mapped 1,000,000 x 784 array."""
-    found = C.ours()
-    if "AutoencoderTransformer" not in found:
+def peak_memory_in_child(args):
+    """Peak memory of batched inference on a memory-mapped 1,000,000 x 784 array (and on its
+    first tenth, to see whether the peak grows with the rows). The array is written once; each
+    (method, rows) is measured in a fresh process, because a process that has already held and
+    freed large arrays reuses that memory and its RSS peak says little."""
+    if "AutoencoderTransformer" not in C.ours():
         return []
-    device = ctx["device"]
-    n_big = args.memory_rows
-    n_small = n_big // 10
-    d = 784
+    n_big, d = args.memory_rows, 784
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "X.f32"
@@ -376,37 +378,51 @@ def peak_memory(ctx, args):
             X[start:start + chunk] = rng.rand(min(chunk, n_big - start), d).astype(np.float32)
         X.flush()
         del X
-        X = np.memmap(path, dtype=np.float32, mode="r", shape=(n_big, d))
-        model = found["AutoencoderTransformer"](
-            n_components=32, hidden_layer_sizes=(), max_iter=1, batch_size=256, random_state=args.seed,
-            device=device)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(np.asarray(X[:20_000]))
         for method in ("transform", "score_samples"):
-            for n in (n_small, n_big):
-                Xn = X[:n]
-                with C.PeakMemory(device) as mem:
-                    seconds, result = C.timed(lambda: getattr(model, method)(Xn), device)
-                out_mb = result.nbytes / 2 ** 20
-                del result
-                case = f"{n}x784 memmap AE 784-32"
-                extra = dict(method=method, output_mb=out_mb, rows=n, seconds=seconds,
-                             note="host anonymous RSS above the level at entry (file-backed pages "
-                                  "of the memmap not counted); output array included")
-                print(f"  peak memory {method:<14} {n:>9} rows: RSS +{(mem.peak_rss or 0) / 2**20:8.1f} MB, "
-                      f"traced {mem.peak_traced / 2**20:8.1f} MB, output {out_mb:7.1f} MB, {seconds:.1f}s",
-                      flush=True)
-                out.append(C.record(ctx, SUITE, case, "AutoencoderTransformer",
-                                    "peak_host_rss_mb", None if mem.peak_rss is None
-                                    else mem.peak_rss / 2 ** 20, **extra))
-                out.append(C.record(ctx, SUITE, case, "AutoencoderTransformer",
-                                    "peak_traced_numpy_mb", mem.peak_traced / 2 ** 20, **extra))
-                if mem.peak_cuda is not None:
-                    out.append(C.record(ctx, SUITE, case, "AutoencoderTransformer",
-                                        "peak_cuda_allocated_mb", mem.peak_cuda / 2 ** 20, **extra))
-        del X
+            for n in (n_big // 10, n_big):
+                result = Path(tmp) / "memory.json"
+                cmd = [sys.executable, str(Path(__file__).resolve()), "--device", args.device,
+                       "--seed", str(args.seed), "--memory-rows", str(n_big),
+                       "--memory-only", f"{path},{n},{method},{result}"]
+                if args.threads is not None:
+                    cmd += ["--threads", str(args.threads)]
+                subprocess.run(cmd, check=True)
+                out += json.loads(result.read_text())
     return out
+
+
+def peak_memory(ctx, args):
+    """In the child process: fit a small AutoencoderTransformer (784-32) on 20,000 rows of the
+    memmap, then measure one ``method`` on its first ``n`` rows."""
+    path, n, method, result_path = args.memory_only.split(",")
+    n = int(n)
+    device = ctx["device"]
+    X = np.memmap(path, dtype=np.float32, mode="r", shape=(args.memory_rows, 784))
+    model = C.ours()["AutoencoderTransformer"](
+        n_components=32, hidden_layer_sizes=(), max_iter=1, batch_size=256, random_state=args.seed,
+        device=device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(np.array(X[:20_000]))
+    Xn = X[:n]
+    with C.PeakMemory(device) as mem:
+        seconds, result = C.timed(lambda: getattr(model, method)(Xn), device)
+    out_mb = result.nbytes / 2 ** 20
+    case = f"{n}x784 memmap AE 784-32"
+    extra = dict(method=method, output_mb=out_mb, rows=n, seconds=seconds,
+                 note="fresh process; host anonymous RSS above the level at entry (file-backed "
+                      "pages of the memmap not counted); output array included")
+    print(f"  peak memory {method:<14} {n:>9} rows: RSS +{(mem.peak_rss or 0) / 2**20:8.1f} MB, "
+          f"traced {mem.peak_traced / 2**20:8.1f} MB, output {out_mb:7.1f} MB, {seconds:.1f}s",
+          flush=True)
+    out = [C.record(ctx, SUITE, case, "AutoencoderTransformer", "peak_host_rss_mb",
+                    None if mem.peak_rss is None else mem.peak_rss / 2 ** 20, **extra),
+           C.record(ctx, SUITE, case, "AutoencoderTransformer", "peak_traced_numpy_mb",
+                    mem.peak_traced / 2 ** 20, **extra)]
+    if mem.peak_cuda is not None:
+        out.append(C.record(ctx, SUITE, case, "AutoencoderTransformer", "peak_cuda_allocated_mb",
+                            mem.peak_cuda / 2 ** 20, **extra))
+    Path(result_path).write_text(json.dumps(out))
 
 
 # ------------------------------------------------------------------------------ reporting
@@ -480,6 +496,9 @@ def add_arguments(parser):
     parser.add_argument("--memory-rows", type=int, default=None,
                         help="rows of the memory-mapped peak-memory case (default 1,000,000)")
     parser.add_argument("--skip-mnist", action="store_true")
+    parser.add_argument("--skip-tabular", action="store_true")
+    parser.add_argument("--memory-only", default=None, metavar="JSON",
+                        help=argparse.SUPPRESS)  # the child process of the peak-memory case
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-targets", action="store_true")
 
@@ -497,12 +516,18 @@ def run(args, command=None):
         args.memory_rows = 1_000_000
     ctx = C.context(args.device)
     records = []
-    if not args.skip_targets:
+    if not args.skip_targets and not args.memory_only:
         records += cpu_targets(ctx, args)
-    records += speed_cases(ctx, args)
+    if not args.memory_only:
+        records += speed_cases(ctx, args)
+    if args.memory_only:
+        peak_memory(ctx, args)
+        return []
     if not args.skip_memory:
-        records += peak_memory(ctx, args)
-    name = f"speed_{args.device.replace(':', '')}" + ("_quick" if args.quick else "")
+        records += peak_memory_in_child(args)
+    only_memory = args.skip_targets and args.skip_mnist and args.skip_tabular
+    name = (f"speed_{'memory_' if only_memory else ''}{args.device.replace(':', '')}"
+            + ("_quick" if args.quick else ""))
     command = command or "python benchmarks/bench_speed.py"
     path = C.write_results(records, name, markdown(records, ctx, command))
     print(f"wrote {path} and {path.with_suffix('.md')}")

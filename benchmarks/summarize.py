@@ -31,9 +31,9 @@ def load():
 
 def speed_section(name, records):
     train = [r for r in records if r["metric"] == "train_samples_per_s"]
-    if not train:
-        return ""
-    out = [f"### Speed ({name}: {train[0]['machine']}, torch threads {train[0].get('torch_threads')})\n"]
+    first = records[0]
+    out = [f"### Speed ({name}: {first['machine']}, torch threads {first.get('torch_threads')}, "
+           f"load average {first.get('load_average_1min')})\n"]
     rows = []
     for case in dict.fromkeys(r["case"] for r in train):
         rs = {r["implementation"]: r for r in train if r["case"] == case}
@@ -46,15 +46,19 @@ def speed_section(name, records):
                 continue
             rows.append([case, f"{r['rows_timed']} x {r['epochs']}", ours_name, C.fmt(mine), impl,
                          C.fmt(r["value"]), f"**{mine / r['value']:.2f}x**"])
-    out.append(C.md_table(["case", "rows x epochs", "ours", "samples/s", "anchor", "samples/s",
-                           "ours / anchor"], rows))
+    if rows:
+        out.append(C.md_table(["case", "rows x epochs", "ours", "samples/s", "anchor", "samples/s",
+                               "ours / anchor"], rows))
     mem = [r for r in records if r["metric"] == "peak_host_rss_mb"]
+    traced = {(r["case"], r["method"]): r["value"] for r in records
+              if r["metric"] == "peak_traced_numpy_mb"}
     if mem:
-        out.append("\nPeak host memory of batched inference (memory-mapped float32 input; "
-                   "anonymous RSS above the level at entry, output array included):\n\n")
-        out.append(C.md_table(["case", "method", "output MB", "peak RSS MB"],
-                              [[r["case"], r["method"], C.fmt(r["output_mb"]), C.fmt(r["value"])]
-                               for r in mem]))
+        out.append("\nPeak memory of batched inference on a memory-mapped float32 input, each in a "
+                   "fresh process (anonymous RSS above the level at entry, and NumPy allocations "
+                   "traced by tracemalloc; both include the returned array):\n\n")
+        out.append(C.md_table(["case", "method", "output MB", "peak RSS MB", "peak traced MB"],
+                              [[r["case"], r["method"], C.fmt(r["output_mb"]), C.fmt(r["value"]),
+                                C.fmt(traced.get((r["case"], r["method"])))] for r in mem]))
     return "\n".join(out) + "\n"
 
 
