@@ -148,7 +148,8 @@ def test_gaussian_and_bernoulli_scores(X):
 
 
 def test_early_stopping(X):
-    sae = _quiet_fit(SparseAutoencoder(early_stopping=True, n_iter_no_change=2, **{**FAST, "max_iter": 40}), X)
+    sae = SparseAutoencoder(early_stopping=True, n_iter_no_change=2, **{**FAST, "max_iter": 40})
+    _quiet_fit(sae, X)
     assert len(sae.validation_scores_) == sae.n_iter_
     assert sae.best_validation_score_ == max(sae.validation_scores_)
 
