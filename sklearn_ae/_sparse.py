@@ -2,7 +2,6 @@
 
 from numbers import Real
 
-import numpy as np
 import torch
 from sklearn.utils import gen_batches
 from sklearn.utils._param_validation import Interval
@@ -12,7 +11,7 @@ from ._modules import Autoencoder, SparseReconstructionLoss
 
 
 class SparseAutoencoder(BaseReconstructionAutoencoder):
-    """Sparse autoencoder: sigmoid code units kept mostly silent by a KL sparsity penalty.
+    r"""Sparse autoencoder: sigmoid code units kept mostly silent by a KL sparsity penalty.
 
     The encoder maps x through ``hidden_layer_sizes`` (none by default: one code layer, the
     classic model) to ``n_components`` sigmoid code units; the decoder mirrors it back. The code
@@ -21,12 +20,12 @@ class SparseAutoencoder(BaseReconstructionAutoencoder):
 
     .. math::
 
-        \\frac{1}{n} \\sum_i -\\log p(x_i \\mid \\hat x_i)
-        + \\beta \\sum_j \\mathrm{KL}(\\rho \\,\\|\\, \\hat\\rho_j)
-        + \\frac{\\alpha}{2} \\|W\\|^2,
+        \frac{1}{n} \sum_i -\log p(x_i \mid \hat x_i)
+        + \beta \sum_j \mathrm{KL}(\rho \,\|\, \hat\rho_j)
+        + \frac{\alpha}{2} \|W\|^2,
 
-    where :math:`\\rho` is ``sparsity_target``, :math:`\\hat\\rho_j` code unit j's mean activation
-    over the minibatch, :math:`\\beta` is ``sparsity_weight`` and :math:`\\alpha` is ``alpha``.
+    where :math:`\rho` is ``sparsity_target``, :math:`\hat\rho_j` code unit j's mean activation
+    over the minibatch, :math:`\beta` is ``sparsity_weight`` and :math:`\alpha` is ``alpha``.
     The reconstruction term is half the squared error for ``likelihood="gaussian"`` and the
     cross-entropy for ``likelihood="bernoulli"``. ``transform`` returns the code activations, in
     (0, 1); ``inverse_transform`` decodes; ``score_samples`` gives the reconstruction
@@ -46,9 +45,9 @@ class SparseAutoencoder(BaseReconstructionAutoencoder):
     likelihood : {"gaussian", "bernoulli"}, default="gaussian"
         Observation model. ``"bernoulli"`` needs X in [0, 1] (use ``MinMaxScaler``).
     sparsity_target : float, default=0.05
-        Target mean activation :math:`\\rho` of each code unit, in (0, 1).
+        Target mean activation :math:`\rho` of each code unit, in (0, 1).
     sparsity_weight : float, default=3.0
-        Weight :math:`\\beta` of the KL sparsity penalty; 0 turns it off.
+        Weight :math:`\beta` of the KL sparsity penalty; 0 turns it off.
     alpha : float, default=1e-4
         L2 penalty on the weights.
     batch_size : int or "auto", default="auto"
