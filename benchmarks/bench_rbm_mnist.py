@@ -17,7 +17,6 @@ On a CPU-only machine the full training (CD-25, many epochs) is out of reach; ``
 """
 
 import argparse
-import time
 import warnings
 
 import numpy as np
@@ -183,7 +182,8 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-rows", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None, help="default 50 (1 with --quick)")
-    parser.add_argument("--gibbs-steps", type=int, default=None, help="k of CD-k (default 25; 1 with --quick)")
+    parser.add_argument("--gibbs-steps", type=int, default=None,
+                        help="k of CD-k (default 25; 1 with --quick)")
     parser.add_argument("--learning-rate", type=float, default=0.05)
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--weight-decay", type=float, default=2e-4)

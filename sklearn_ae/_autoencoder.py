@@ -187,7 +187,8 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
                       warm_start=False)
         stack_params = stack.get_params()
         if stack_params.get("random_state") is None:
-            params["random_state"] = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            rng = check_random_state(self.random_state)
+            params["random_state"] = int(rng.randint(np.iinfo(np.int32).max))
         if self.pretraining == "rbm":
             params.update(device=self.device, verbose=self.verbose)
         return stack.set_params(**params).fit(X)

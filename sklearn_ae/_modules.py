@@ -336,8 +336,9 @@ class RBM(nn.Module):
                 h = self.bernoulli(h_model, gen)
             if persistent:
                 self.chain[:n] = h
-            gap = ((v_model - v) @ visible_bias
-                   + nn.functional.softplus(x_model).sum(1) - nn.functional.softplus(x_data).sum(1))  # F(v) - F(v_model)
+            softplus = nn.functional.softplus
+            # F(v) - F(v_model), per sample
+            gap = (v_model - v) @ visible_bias + softplus(x_model).sum(1) - softplus(x_data).sum(1)
         return _FreeEnergyGapFunction.apply(weight, hidden_bias, visible_bias, gap, v, h_data,
                                             v_model, h_model)
 

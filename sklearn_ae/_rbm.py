@@ -1,7 +1,6 @@
 """BernoulliRBMStack: a greedy layer-wise stack of Bernoulli RBMs (a deep belief network)."""
 
 import copy
-import math
 import warnings
 from numbers import Integral, Real
 
@@ -17,7 +16,6 @@ from ._base import INFERENCE_BATCH_SIZE, BaseNeuralEstimator, check_unit_interva
 from ._likelihoods import (
     bernoulli_log_prob_logits,
     log_mean_exp,
-    rbm_free_energy,
     rbm_log_partition_ais,
     rbm_log_partition_exact,
 )
