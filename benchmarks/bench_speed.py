@@ -448,11 +448,13 @@ def markdown(records, ctx, command):
             rows.append([case, r["implementation"], r["device"], f"{r['rows_timed']} x {r['epochs']}",
                          C.fmt(r["value"]), C.fmt(ratio) if ratio else "", inf_txt])
         del family
-    text += C.md_table(["case", "implementation", "device", "rows x epochs timed", "train samples/s",
-                        f"ours / this", "inference samples/s"], rows)
+    if rows:
+        text += C.md_table(["case", "implementation", "device", "rows x epochs timed",
+                            "train samples/s", "ours / this", "inference samples/s"], rows)
     mem = [r for r in records if r["metric"].startswith("peak_")]
     if mem:
         text += ("\n## Peak memory of batched inference (memory-mapped float32 input)\n\n"
+                 "Each (method, rows) measured in a fresh process. "
                  "Host anonymous RSS above the level at entry, polled every 2 ms (the memmap's "
                  "file-backed pages are not counted), and the peak of NumPy/Python allocations "
                  "(tracemalloc); both include the returned array (`output MB`).\n\n")

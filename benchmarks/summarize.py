@@ -113,10 +113,17 @@ def rebuild(files):
     for name, records in files.items():
         ctx = {k: records[0].get(k) for k in ("device", "machine", "versions", "torch_threads",
                                                "load_average_1min", "timestamp")}
-        if name.startswith("speed_"):
-            text = bench_speed.markdown(records, ctx, "python benchmarks/run.py --suite speed")
+        flags = f"--device {ctx['device']}" + (" --quick" if name.endswith("_quick") else "")
+        if ctx.get("torch_threads") == 1:
+            flags += " --threads 1"
+        if name.startswith("speed_memory_"):
+            text = bench_speed.markdown(records, ctx, "python benchmarks/bench_speed.py --skip-targets "
+                                        f"--skip-mnist --skip-tabular {flags}")
+        elif name.startswith("speed_"):
+            text = bench_speed.markdown(records, ctx, f"python benchmarks/run.py --suite speed {flags}")
         elif name.startswith("outliers_"):
-            text = bench_outliers.markdown(records, ctx, "python benchmarks/run.py --suite outliers")
+            text = bench_outliers.markdown(records, ctx,
+                                           f"python benchmarks/run.py --suite outliers {flags}")
         else:
             continue
         (C.RESULTS / f"{name}.md").write_text(text)
