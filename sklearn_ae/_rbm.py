@@ -27,6 +27,9 @@ CLIP_TOLERANCE = 1e-5
 #: largest smaller side of an RBM whose log Z ``log_partition="auto"`` computes exactly
 MAX_EXACT_UNITS = 20
 
+#: the most units ``log_partition="exact"`` will enumerate
+MAX_ENUMERATED_UNITS = 30
+
 #: AIS is reported as unconverged when its effective sample size falls below this fraction of runs
 MIN_AIS_ESS_FRACTION = 0.1
 
@@ -413,6 +416,11 @@ class BernoulliRBMStack(BaseNeuralEstimator):
             return cache[key]
         device = self._device_()
         if method == "exact":
+            if min(n_visible, n_hidden) > MAX_ENUMERATED_UNITS:
+                raise ValueError(
+                    f"log_partition='exact' enumerates 2**{min(n_visible, n_hidden)} states of the "
+                    f"top RBM's smaller side; at most 2**{MAX_ENUMERATED_UNITS} is supported. Use "
+                    "log_partition='ais' (or 'auto').")
             with torch.no_grad():
                 log_z = rbm_log_partition_exact(top.weight.detach(), top.hidden_bias.detach(),
                                                 top.visible_bias.detach())

@@ -360,3 +360,10 @@ def test_autoencoder_rbm_pretraining(X10):
         AutoencoderTransformer(pretraining="rbm", device="cpu").fit(X10 - 0.5)
     with pytest.raises(ValueError, match="activation"):
         AutoencoderTransformer(pretraining="rbm", activation="relu", device="cpu").fit(X10)
+
+
+def test_exact_log_partition_refuses_huge_enumeration(rng):
+    X = (rng.rand(40, 36) > 0.5).astype(np.float64)
+    rbm = BernoulliRBMStack(n_components=33, log_partition="exact", max_iter=1, device="cpu").fit(X)
+    with pytest.raises(ValueError, match="2\\*\\*33 states.*log_partition='ais'"):
+        rbm.score_samples(X)
