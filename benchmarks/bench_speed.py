@@ -251,9 +251,9 @@ def measure(ctx, case, impls, X_fit, X_infer, epochs, repeats, extra):
         ep = 1 if impl.name == "sklearn PCA" else epochs
         common = dict(rows_timed=len(X_fit), epochs=ep, repeats=repeats,
                       seconds=times[impl.name], note=impl.note, **extra)
-        out.append(C.record({**ctx, "device": dev}, SUITE, case, impl.name, "train_samples_per_s",
+        out.append(C.record({**ctx, "device": dev, "machine": C.machine(dev)}, SUITE, case, impl.name, "train_samples_per_s",
                             len(X_fit) * ep / t, **common))
-        out.append(C.record({**ctx, "device": dev}, SUITE, case, impl.name, "fit_seconds", t,
+        out.append(C.record({**ctx, "device": dev, "machine": C.machine(dev)}, SUITE, case, impl.name, "fit_seconds", t,
                             **common))
         for method, fn in impl.infer.items():
             Xi = X_infer[:impl.infer_rows.get(method, len(X_infer))]
@@ -261,7 +261,7 @@ def measure(ctx, case, impls, X_fit, X_infer, epochs, repeats, extra):
             for _ in range(repeats):
                 s, _ = C.timed(lambda: fn(fitted[impl.name], Xi), dev)
                 secs.append(s)
-            out.append(C.record({**ctx, "device": dev}, SUITE, case, impl.name,
+            out.append(C.record({**ctx, "device": dev, "machine": C.machine(dev)}, SUITE, case, impl.name,
                                 "inference_samples_per_s", len(Xi) / C.median(secs), method=method,
                                 rows_timed=len(Xi), repeats=repeats, seconds=secs, note=impl.note,
                                 **extra))
