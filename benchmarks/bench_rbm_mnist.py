@@ -77,6 +77,8 @@ def run(args, command=None):
         train_ll = float(np.mean(rbm.score_samples(X_train[:10000])))
         records[-1]["train_log_likelihood_nats_first_10000"] = train_ll
 
+        write(args, ctx, records, command)  # after each AIS setting: a long run keeps what it has
+
     lls = [r for r in records if r["metric"] == "test_log_likelihood_nats"]
     if len(lls) >= 2:
         spread = max(r["value"] for r in lls) - min(r["value"] for r in lls)
@@ -85,18 +87,7 @@ def run(args, command=None):
                                 n_ais_betas=[r["n_ais_betas"] for r in lls]))
         print(f"  spread of the test log-likelihood across betas {args.betas}: {spread:.3f} nats")
 
-    name = f"rbm_mnist_{args.device.replace(':', '')}" + ("_quick" if args.quick else "")
-    text = C.header_lines(ctx, "Quality: RBM test log-likelihood on binarized MNIST (AIS)",
-                          command or "python benchmarks/bench_rbm_mnist.py")
-    text += __doc__.split("\n\n", 1)[1] + "\n"
-    text += C.md_table(
-        ["case", "betas", "log Z", "stderr", "log-weight sd", "ESS", "test LL (nats)", "published",
-         "AIS s", "fit s"],
-        [[r["case"], r["n_ais_betas"], C.fmt(r["log_partition"], 6), C.fmt(r["log_partition_stderr"], 2),
-          C.fmt(r["log_weight_std"], 3), C.fmt(r["effective_sample_size"], 3), C.fmt(r["value"], 5),
-          r["reference"], C.fmt(r["ais_seconds"], 3), C.fmt(r["fit_seconds"], 3)] for r in lls])
-    path = C.write_results(records, name, text)
-    print(f"wrote {path} and {path.with_suffix('.md')}")
+    write(args, ctx, records, command)
 
     if args.autoencoders:
         import bench_ae_mnist
@@ -109,6 +100,23 @@ def run(args, command=None):
         ae_args += [] if args.ae_epochs is None else ["--epochs", str(args.ae_epochs)]
         bench_ae_mnist.run(p.parse_args(ae_args), command)
     return records
+
+
+def write(args, ctx, records, command):
+    """``results/rbm_mnist_<device>[_quick].json`` and its table."""
+    lls = [r for r in records if r["metric"] == "test_log_likelihood_nats"]
+    name = f"rbm_mnist_{args.device.replace(':', '')}" + ("_quick" if args.quick else "")
+    text = C.header_lines(ctx, "Quality: RBM test log-likelihood on binarized MNIST (AIS)",
+                          command or "python benchmarks/bench_rbm_mnist.py")
+    text += __doc__.split("\n\n", 1)[1] + "\n"
+    text += C.md_table(
+        ["case", "betas", "log Z", "stderr", "log-weight sd", "ESS", "test LL (nats)", "published",
+         "AIS s", "fit s"],
+        [[r["case"], r["n_ais_betas"], C.fmt(r["log_partition"], 6), C.fmt(r["log_partition_stderr"], 2),
+          C.fmt(r["log_weight_std"], 3), C.fmt(r["effective_sample_size"], 3), C.fmt(r["value"], 5),
+          r["reference"], C.fmt(r["ais_seconds"], 3), C.fmt(r["fit_seconds"], 3)] for r in lls])
+    path = C.write_results(records, name, text)
+    print(f"wrote {path} and {path.with_suffix('.md')}", flush=True)
 
 
 def nudged_digits():
