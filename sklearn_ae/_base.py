@@ -260,6 +260,19 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         -------
         self : object
             The fitted estimator.
+
+        See Also
+        --------
+        partial_fit : One epoch over a batch, continuing from the current model.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from sklearn_ae import AutoencoderTransformer
+        >>> X = load_digits().data / 16
+        >>> ae = AutoencoderTransformer(n_components=2, max_iter=3, random_state=0).fit(X)
+        >>> ae.n_iter_, len(ae.loss_curve_)
+        (3, 3)
         """
         with self._input_attributes_kept_on_error():
             X = self._validate(X, reset=not (self.warm_start and hasattr(self, "net_")))
@@ -284,6 +297,21 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         -------
         self : object
             The updated estimator.
+
+        See Also
+        --------
+        fit : Train until convergence (or ``max_iter`` epochs).
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from sklearn_ae import AutoencoderTransformer
+        >>> X = load_digits().data / 16
+        >>> ae = AutoencoderTransformer(n_components=2, random_state=0)
+        >>> for chunk in (X[:900], X[900:]):
+        ...     ae = ae.partial_fit(chunk)
+        >>> ae.n_iter_
+        2
         """
         with self._input_attributes_kept_on_error():
             X = self._validate(X, reset=not hasattr(self, "net_"))
@@ -346,6 +374,20 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         Returns
         -------
         score : float
+            Mean log-likelihood per sample, in nats.
+
+        See Also
+        --------
+        score_samples : The log-likelihood of each sample.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from sklearn_ae import AutoencoderTransformer
+        >>> X = load_digits().data / 16
+        >>> ae = AutoencoderTransformer(n_components=2, max_iter=3, random_state=0).fit(X)
+        >>> isinstance(ae.score(X), float)
+        True
         """
         return float(np.mean(self.score_samples(X)))
 
@@ -414,6 +456,19 @@ class BaseReconstructionAutoencoder(BaseNeuralEstimator):
         -------
         Z : ndarray of shape (n_samples, n_components)
             Same dtype as X (float32 or float64).
+
+        See Also
+        --------
+        inverse_transform : Decode codes back to the input space.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from sklearn_ae import AutoencoderTransformer
+        >>> X = load_digits().data / 16
+        >>> ae = AutoencoderTransformer(n_components=2, max_iter=3, random_state=0).fit(X)
+        >>> ae.transform(X[:5]).shape
+        (5, 2)
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
@@ -431,6 +486,20 @@ class BaseReconstructionAutoencoder(BaseNeuralEstimator):
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features_in_)
+            The decoder's mean for each code.
+
+        See Also
+        --------
+        transform : Encode data into codes.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from sklearn_ae import AutoencoderTransformer
+        >>> X = load_digits().data / 16
+        >>> ae = AutoencoderTransformer(n_components=2, max_iter=3, random_state=0).fit(X)
+        >>> ae.inverse_transform(ae.transform(X[:5])).shape
+        (5, 64)
         """
         Z = self._check_codes(X)
         bern = self.likelihood == "bernoulli"
@@ -454,6 +523,21 @@ class BaseReconstructionAutoencoder(BaseNeuralEstimator):
         Returns
         -------
         scores : ndarray of shape (n_samples,)
+            Log-likelihood of each sample, in nats (higher is more typical).
+
+        See Also
+        --------
+        score : The mean of ``score_samples``.
+        sklearn.decomposition.PCA.score_samples : The log-density of probabilistic PCA.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from sklearn_ae import AutoencoderTransformer
+        >>> X = load_digits().data / 16
+        >>> ae = AutoencoderTransformer(n_components=2, max_iter=3, random_state=0).fit(X)
+        >>> ae.score_samples(X[:5]).shape
+        (5,)
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
