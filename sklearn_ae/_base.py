@@ -185,8 +185,17 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             self._split_seed = int(rng.randint(np.iinfo(np.int32).max))
             shuffle_generator = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
             optimizer, optimizer_params = self._optimizer()
+            try:
+                module = self._build_module(n_features, init_generator)
+            except (RuntimeError, MemoryError) as exc:
+                if isinstance(exc, RuntimeError) and "alloc" not in str(exc):
+                    raise
+                raise ValueError(
+                    f"Could not allocate the network for {n_features} features, hidden_layer_sizes="
+                    f"{self.hidden_layer_sizes!r} and n_components={self.n_components}: {exc}"
+                ) from exc
             net = _engine.build_net(
-                self._build_module(n_features, init_generator), self._build_criterion(),
+                module, self._build_criterion(),
                 optimizer=optimizer, optimizer_params=optimizer_params,
                 batch_size=batch_size, shuffle=self.shuffle, device=device,
                 verbose=self.verbose, callbacks=self.callbacks, tol=self.tol,
@@ -348,7 +357,14 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                 if not xb.flags.writeable:  # torch cannot wrap read-only memory
                     xb = xb.copy()
                 xt = torch.from_numpy(xb).to(device)
-                out[rows] = fn(module, xt).cpu().numpy()
+                res = fn(module, xt).cpu().numpy()
+                if np.isnan(res).any():
+                    raise ValueError(
+                        f"{type(self).__name__} computed NaN from finite input (largest magnitude "
+                        f"{float(np.abs(xb).max()):.3g}): the values overflow the model's {dtype} "
+                        "arithmetic, or the fitted weights are unusable. Scale the input like the "
+                        "training data, pass float64, or refit with a lower learning rate.")
+                out[rows] = res
         return out
 
     def _check_codes(self, Z):

@@ -180,11 +180,20 @@ class DivergenceGuard(Callback):
             return
         loss = net.history[-1]["batches"][-1]["train_loss"]  # already a float: no extra sync
         if not math.isfinite(loss):
-            raise DivergenceError(
-                f"{self.estimator_name} diverged: the training loss became {loss} in epoch "
-                f"{len(net.history)}. Lower learning_rate_init (or learning_rate), or scale the "
-                "input features (e.g. with StandardScaler)."
-            )
+            self.fail(net, f"the training loss became {loss}")
+
+    def on_epoch_end(self, net, **kwargs):
+        # each loss is measured before its step: the last step can leave non-finite weights
+        finite = torch.stack([torch.isfinite(p).all() for p in net.module_.parameters()]).all()
+        if not bool(finite):
+            self.fail(net, "the weights became non-finite")
+
+    def fail(self, net, what):
+        raise DivergenceError(
+            f"{self.estimator_name} diverged: {what} in epoch {len(net.history)}. Lower "
+            "learning_rate_init (or learning_rate), or scale the input features (e.g. with "
+            "StandardScaler)."
+        )
 
 
 class EpochLog(Callback):
@@ -209,19 +218,48 @@ class TrimHistory(Callback):
         net.history[-1]["batches"] = []
 
 
+class _Net(NeuralNet):
+    """skorch's NeuralNet, pickled so that it loads on a machine without the training device.
+
+    The module and criterion are handed over as instances, so skorch keeps them twice: as the
+    ``module`` / ``criterion`` parameters and as ``module_`` / ``criterion_``. skorch unpickles
+    only the latter with ``map_location``; the parameters are left out of the pickle and point
+    back to the loaded instances.
+    """
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        for name in ("module", "criterion"):
+            if isinstance(state.get(name), torch.nn.Module):
+                state[name] = None
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if self.module is None:
+            self.module = self.module_
+        if self.criterion is None:
+            self.criterion = self.criterion_
+
+
 def build_net(module, criterion, *, optimizer, optimizer_params, batch_size, shuffle,
               device, verbose, callbacks, tol, n_iter_no_change, estimator_name):
     """Build (and initialise) the skorch net that trains ``module`` with ``criterion``."""
-    ours = [("convergence", Convergence(tol, n_iter_no_change)),
-            ("divergence_guard", DivergenceGuard(estimator_name))]
+    ours = [("divergence_guard", DivergenceGuard(estimator_name)),
+            ("convergence", Convergence(tol, n_iter_no_change))]
     if verbose:
         ours.append(("epoch_log", EpochLog(estimator_name)))
     if verbose and verbose >= 2:
         ours.append(("progress_bar", ProgressBar()))
     user = [cb if isinstance(cb, tuple) else (f"user_{i}", cb) for i, cb in enumerate(callbacks or [])]
+    for name, cb in user:
+        if not isinstance(name, str) or not isinstance(cb, Callback):
+            raise TypeError(
+                "callbacks must be skorch Callback instances or (name, Callback) tuples; "
+                f"got {(name, cb)!r}.")
     user = [(name, copy.deepcopy(cb)) for name, cb in user]  # the parameter is never mutated
     params = {f"optimizer__{k}": v for k, v in optimizer_params.items()}
-    net = NeuralNet(
+    net = _Net(
         module=module,
         criterion=criterion,
         optimizer=optimizer,
@@ -234,7 +272,7 @@ def build_net(module, criterion, *, optimizer, optimizer_params, batch_size, shu
         callbacks__print_log=None,
         device=str(device),
         verbose=0,
-        torch_load_kwargs={"weights_only": False},
+        torch_load_kwargs={"weights_only": True},
         **params,
     )
     return net.initialize()
@@ -251,6 +289,10 @@ def train(net, X_train, X_valid=None, *, epochs, generator, stop=True):
     net.train_split = None if X_valid is None else _Holdout(DeviceDataset(X_valid))
     try:
         net.partial_fit(DeviceDataset(X_train, generator), None, epochs=epochs)
+    except RuntimeError as exc:
+        if "overflow" not in str(exc):
+            raise
+        dict(net.callbacks_)["divergence_guard"].fail(net, f"the optimizer's step overflowed ({exc})")
     finally:
         net.train_split = None  # never keep a reference to the data
     interrupted = not convergence.converged and convergence.epochs_run < epochs

@@ -571,10 +571,9 @@ def test_n_components_and_batch_size_limits(cls, overrides):
 # ("DefaultCPUAllocator: can't allocate memory") instead of a clear error. Not fixable in the
 # validation code; reported with a suggested fix for BaseNeuralEstimator._train.
 _NO_ALLOC_ERROR = ("a network too large to allocate raises torch's raw RuntimeError; "
-                   "see the suggested fix for BaseNeuralEstimator._train")
+                   "fixed in BaseNeuralEstimator._train")
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=_NO_ALLOC_ERROR)
 def test_network_too_large_to_allocate_is_a_clear_error():
     X = np.random.RandomState(0).randn(10, 4)
     est = AutoencoderTransformer(n_components=2, hidden_layer_sizes=(10**11,), device="cpu")
@@ -585,11 +584,10 @@ def test_network_too_large_to_allocate_is_a_clear_error():
 # With activation="identity" or "relu", float32 input near the float32 limit overflows inside
 # the network (inf - inf) and transform / score_samples return NaN without a word. Validation
 # cannot see it coming; the suggested fix checks the output batch in _map_batches.
-_SILENT_NAN = "finite float32 input near the float32 limit gives NaN outputs; see _map_batches fix"
+_SILENT_NAN = "finite float32 input near the float32 limit gives NaN outputs; fixed by the output check in _map_batches"
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's overflow notes on the way
-@pytest.mark.xfail(strict=True, reason=_SILENT_NAN)
 @pytest.mark.parametrize("activation", ["identity", "relu"])
 def test_extreme_float32_input_never_gives_silent_nan(activation):
     rng = np.random.RandomState(0)
@@ -609,10 +607,9 @@ def test_extreme_float32_input_never_gives_silent_nan(activation):
 # overflows float32 and torch raises a raw RuntimeError from optimizer.step, after Adam's
 # moment estimates were already updated (partial_fit then does not roll back).
 _ADAM_OVERFLOW = ("a learning rate that overflows Adam's step raises torch's RuntimeError, not "
-                  "DivergenceError; see the suggested fix for _engine.train")
+                  "DivergenceError; fixed in _engine.train")
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=_ADAM_OVERFLOW)
 def test_learning_rate_that_overflows_the_optimizer_is_a_divergence():
     X = np.random.RandomState(0).randn(30, 4)
     with pytest.raises(DivergenceError, match="Lower learning_rate"):
@@ -622,8 +619,6 @@ def test_learning_rate_that_overflows_the_optimizer_is_a_divergence():
 
 # ``callbacks`` is checked to be a list, not what is in it: skorch then fails with a raw
 # AttributeError ('int' object has no attribute 'set_params') deep inside initialize.
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="callbacks entries are not validated; see the suggested fix for build_net")
 def test_bad_callbacks_are_a_clear_error():
     X = np.random.RandomState(0).randn(20, 3)
     with pytest.raises(TypeError, match="callback"):
@@ -782,7 +777,7 @@ def _assert_same_attempt(a, b):
 
 _NAN_WEIGHTS = ("the divergence guard checks each batch's loss, computed before the step: the "
                 "last step of a call can leave non-finite weights behind a finite loss, and "
-                "transform then returns NaN; see the suggested fix for _engine.DivergenceGuard")
+                "transform then returns NaN; fixed by DivergenceGuard.on_epoch_end")
 
 
 _VAE_NAN_SCORES = ("with huge but finite weights, VAETransformer.score_samples returns NaN "
@@ -794,10 +789,6 @@ def _nan_weights_cases():
     out = []
     for p in VARIANTS:
         marks = []
-        if p.id in ("SparseAutoencoder-bernoulli",):
-            marks = [pytest.mark.xfail(strict=True, reason=_NAN_WEIGHTS)]
-        if p.id in ("VAETransformer-bernoulli",):
-            marks = [pytest.mark.xfail(strict=True, reason=_VAE_NAN_SCORES)]
         out.append(pytest.param(*p.values, id=p.id, marks=marks))
     return out
 
@@ -940,11 +931,10 @@ def pickle_as_if_on_gpu(est):
 # with map_location) and as the ``module`` parameter it was built with (an instance, pickled
 # plainly, with no map_location). On a CPU-only machine the second copy cannot be loaded.
 _GPU_PICKLE = ("skorch pickles the `module` / `criterion` instances given to NeuralNet without "
-               "map_location; see the suggested fix for _engine.build_net")
+               "map_location; fixed by _engine._Net")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="simulates a CPU-only machine")
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=_GPU_PICKLE)
 @pytest.mark.parametrize("cls, overrides", VARIANTS)
 def test_gpu_pickle_unpickles_on_a_cpu_only_machine(cls, overrides):
     """Simulated: the pickle carries CUDA location tags as one written on a GPU machine does;
@@ -1103,7 +1093,6 @@ def test_the_package_never_loads_arbitrary_pickles():
 # skorch passes ``torch_load_kwargs`` to torch.load in ``NeuralNet.load_params`` and when it
 # unpickles a net; build_net sets weights_only=False, so a params file loaded into a fitted
 # estimator's net may run arbitrary code. weights_only=True unpickles our nets fine (checked).
-@pytest.mark.xfail(strict=True, reason="_engine.build_net sets torch_load_kwargs weights_only=False")
 def test_nets_load_weights_only():
     est, X = fitted(AutoencoderTransformer, {})
     for net in iter_nets(est):
