@@ -528,8 +528,9 @@ def run(args, command=None):
     if not args.skip_memory:
         records += peak_memory_in_child(args)
     only_memory = args.skip_targets and args.skip_mnist and args.skip_tabular
-    name = (f"speed_{'memory_' if only_memory else ''}{args.device.replace(':', '')}"
-            + ("_quick" if args.quick else ""))
+    only_targets = args.skip_memory and args.skip_mnist and args.skip_tabular
+    part = "memory_" if only_memory else "targets_" if only_targets else ""
+    name = f"speed_{part}{args.device.replace(':', '')}" + ("_quick" if args.quick else "")
     command = command or "python benchmarks/bench_speed.py"
     path = C.write_results(records, name, markdown(records, ctx, command))
     print(f"wrote {path} and {path.with_suffix('.md')}")

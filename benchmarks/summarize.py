@@ -119,6 +119,9 @@ def rebuild(files):
         if name.startswith("speed_memory_"):
             text = bench_speed.markdown(records, ctx, "python benchmarks/bench_speed.py --skip-targets "
                                         f"--skip-mnist --skip-tabular {flags}")
+        elif name.startswith("speed_targets_"):
+            text = bench_speed.markdown(records, ctx, "python benchmarks/bench_speed.py --skip-mnist "
+                                        f"--skip-tabular --skip-memory {flags}")
         elif name.startswith("speed_"):
             text = bench_speed.markdown(records, ctx, f"python benchmarks/run.py --suite speed {flags}")
         elif name.startswith("outliers_"):
