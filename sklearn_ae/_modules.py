@@ -178,6 +178,20 @@ class GaussianVAE(nn.Module):
         return gaussian_log_prob(x, output, self.noise_variance())
 
     # ----------------------------------------------------------------- noise
+    def get_extra_state(self):
+        """The training-noise generator's state, so that state_dict round trips restore it."""
+        gen = self._noise
+        if gen is not None:
+            return (gen.device.type, gen.get_state())
+        return self.__dict__.get("_noise_state")
+
+    def set_extra_state(self, state):
+        self._noise = None
+        if state is None:
+            self.__dict__.pop("_noise_state", None)
+        else:
+            self._noise_state = state
+
     def _noise_generator(self, device):
         gen = self._noise
         if gen is None or gen.device.type != device.type:

@@ -108,9 +108,6 @@ _RBM_PENDING_STATE = ("after unpickling, the Gibbs generator's state waits in "
 #: (test, variant id) -> why it fails today: marked xfail(strict=True) and reported
 KNOWN_FAILURES = {
     ("partial_fit_divergence", "BernoulliRBMStack"): _RBM_PENDING_STATE,
-    ("partial_fit_divergence", "VAETransformer"): _VAE_NOISE,
-    ("negative_zero", "VAETransformer"): _VAE_SIGNED_ZERO,
-    ("negative_zero", "VAETransformer-bernoulli"): _VAE_SIGNED_ZERO,
 }
 
 
