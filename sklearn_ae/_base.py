@@ -88,7 +88,8 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         """The optimizer class and its keyword arguments: Adam, with ``alpha`` as its (coupled)
         weight decay, the gradient of the L2 penalty ``alpha / 2 * ||theta||^2``. One parameter
         group: a second one (to spare the biases) costs a quarter more time per small batch."""
-        return torch.optim.Adam, {"lr": self.learning_rate_init, "weight_decay": self.alpha}
+        return torch.optim.Adam, {"lr": self.learning_rate_init, "weight_decay": self.alpha,
+                                  "fused": True}
 
     def _check_values(self, X):
         """Model-specific checks on validated input (e.g. the range of a Bernoulli model)."""
@@ -241,7 +242,8 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         else:
             self.validation_scores_ = None
             self.best_validation_score_ = None
-        self._after_train(self._to_device(X, device) if not sp.issparse(X) else X, incremental)
+        with _engine.torch_threads(self._threads(device, n_features, batch_size)):
+            self._after_train(self._to_device(X, device) if not sp.issparse(X) else X, incremental)
 
     def _holdout(self, X):
         n_samples = X.shape[0]
