@@ -28,7 +28,6 @@ and a markdown table beside it.
 
 import argparse
 import pickle
-import time
 import warnings
 
 import numpy as np

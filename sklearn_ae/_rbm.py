@@ -328,15 +328,15 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         gen = module._generator
         return (copy.deepcopy({k: v for k, v in module.state_dict().items() if k != "chain"}),
                 None if module.chain is None else module.chain.clone(),
-                None if gen is None else gen.get_state())
+                None if gen is None else gen.get_state(), module._generator_state)
 
     @staticmethod
     def _restore_module(module, state):
-        params, chain, gen_state = state
+        params, chain, gen_state, pending = state
         module.load_state_dict(params, strict=False)
         module.chain = chain
         if gen_state is None:
-            module._generator = module._generator_state = None
+            module._generator, module._generator_state = None, pending
         else:
             module._generator.set_state(gen_state)
 
@@ -576,6 +576,8 @@ class BernoulliRBMStack(BaseNeuralEstimator):
             Binary samples (float64).
         """
         check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
         device = self._device_()
         generator = torch.Generator(device=device).manual_seed(_seed(check_random_state(random_state)))
         layers = self._inference_module(np.float64)

@@ -107,7 +107,6 @@ _RBM_PENDING_STATE = ("after unpickling, the Gibbs generator's state waits in "
 
 #: (test, variant id) -> why it fails today: marked xfail(strict=True) and reported
 KNOWN_FAILURES = {
-    ("partial_fit_divergence", "BernoulliRBMStack"): _RBM_PENDING_STATE,
 }
 
 
@@ -383,20 +382,7 @@ def test_negative_zero_is_zero(cls, overrides):
     assert_outputs_equal(outputs(est, negative_zero), outputs(est, zero))
 
 
-_RBM_SAMPLE = ("BernoulliRBMStack.sample passes n_samples to int() unchecked: -1 is a raw torch "
-               "RuntimeError, 2.5 silently gives 2 samples, 'a' a bare int() error; suggested fix: "
-               "VAETransformer.sample's check")
-
-
-def _sample_cases():
-    out = []
-    for p in VARIANTS:
-        marks = [pytest.mark.xfail(strict=True, reason=_RBM_SAMPLE)] if p.id == "BernoulliRBMStack" else []
-        out.append(pytest.param(*p.values, id=p.id, marks=marks))
-    return out
-
-
-@pytest.mark.parametrize("cls, overrides", _sample_cases())
+@pytest.mark.parametrize("cls, overrides", VARIANTS)
 def test_sample_arguments(cls, overrides):
     est, X = fitted(cls, overrides)
     if not hasattr(est, "sample"):
