@@ -64,6 +64,20 @@ def dask_apply(estimator, X, method="transform"):
     ------
     ImportError
         When Dask is not installed; the message names ``pip install sklearn-ae[dask]``.
+    ValueError
+        When ``method`` is not one of those listed, or X is not 2-D.
+    AttributeError
+        When the estimator has no ``method``.
+    sklearn.exceptions.NotFittedError
+        When the estimator is not fitted.
+    TypeError
+        When X is not a ``dask.array.Array``.
+
+    See Also
+    --------
+    dask.array.map_blocks : The Dask primitive that applies a function to each chunk.
+    dask_ml.wrappers.ParallelPostFit : Dask-ML's wrapper for block-wise prediction.
+    LikelihoodOutlierDetector : Its ``score_samples`` and ``predict`` can be applied this way.
 
     Notes
     -----

@@ -153,6 +153,30 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
         -------
         self : object
             The fitted detector.
+
+        Raises
+        ------
+        ValueError
+            When X has fewer than 2 samples, or the training scores are NaN or all infinite.
+
+        See Also
+        --------
+        predict : Label samples as inliers or outliers with the threshold set here.
+        decision_function : The scores shifted by the threshold.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.mixture import GaussianMixture
+        >>> from sklearn_ae import LikelihoodOutlierDetector
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.vstack([rng.randn(95, 2), rng.uniform(6, 8, size=(5, 2))])
+        >>> detector = LikelihoodOutlierDetector(GaussianMixture(random_state=0),
+        ...                                      contamination=0.05).fit(X)
+        >>> detector.estimator_
+        GaussianMixture(random_state=0)
+        >>> isinstance(detector.offset_, float)
+        True
         """
         if _routing_enabled():
             params = process_routing(self, "fit", **fit_params).estimator.fit
@@ -177,10 +201,33 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Data to score, passed to the fitted estimator as it is.
 
         Returns
         -------
         scores : ndarray of shape (n_samples,)
+            ``estimator_.score_samples(X)``, unchanged (a log-likelihood in nats for this
+            package's estimators).
+
+        See Also
+        --------
+        decision_function : The scores minus the threshold ``offset_``.
+        predict : Inlier / outlier labels.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.mixture import GaussianMixture
+        >>> from sklearn_ae import LikelihoodOutlierDetector
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.vstack([rng.randn(95, 2), rng.uniform(6, 8, size=(5, 2))])
+        >>> detector = LikelihoodOutlierDetector(GaussianMixture(random_state=0),
+        ...                                      contamination=0.05).fit(X)
+        >>> scores = detector.score_samples(X)
+        >>> scores.shape
+        (100,)
+        >>> bool(scores[95:].max() < scores[:95].min())  # the far points are the least likely
+        True
         """
         check_is_fitted(self)
         return self.estimator_.score_samples(X)
@@ -191,10 +238,32 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Data to score, passed to the fitted estimator as it is.
 
         Returns
         -------
         decision : ndarray of shape (n_samples,)
+            The scores shifted by the threshold: below 0 for outliers.
+
+        See Also
+        --------
+        score_samples : The unshifted scores.
+        predict : The sign of ``decision_function`` as +1 / -1 labels.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.mixture import GaussianMixture
+        >>> from sklearn_ae import LikelihoodOutlierDetector
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.vstack([rng.randn(95, 2), rng.uniform(6, 8, size=(5, 2))])
+        >>> detector = LikelihoodOutlierDetector(GaussianMixture(random_state=0),
+        ...                                      contamination=0.05).fit(X)
+        >>> decision = detector.decision_function(X)
+        >>> decision.shape
+        (100,)
+        >>> bool((decision[95:] < 0).all())
+        True
         """
         return self.score_samples(X) - self.offset_
 
@@ -204,10 +273,29 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Data to label, passed to the fitted estimator as it is.
 
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            Integers: +1 for inliers, -1 for outliers.
+
+        See Also
+        --------
+        decision_function : The signed distance to the threshold behind the labels.
+        fit_predict : Fit, then label the training data.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.mixture import GaussianMixture
+        >>> from sklearn_ae import LikelihoodOutlierDetector
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.vstack([rng.randn(95, 2), rng.uniform(6, 8, size=(5, 2))])
+        >>> detector = LikelihoodOutlierDetector(GaussianMixture(random_state=0),
+        ...                                      contamination=0.05).fit(X)
+        >>> detector.predict(X[93:])
+        array([ 1,  1, -1, -1, -1, -1, -1])
         """
         decision = self.decision_function(X)
         labels = np.ones(decision.shape[0], dtype=int)
@@ -257,6 +345,28 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
         Returns
         -------
         routing : MetadataRouter
+            A :class:`~sklearn.utils.metadata_routing.MetadataRouter` that sends the metadata
+            ``fit`` receives to the estimator's ``fit``, as the estimator requests it.
+
+        See Also
+        --------
+        fit : Where the routed metadata is passed on.
+        sklearn.set_config : ``enable_metadata_routing=True`` turns routing on.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn import config_context
+        >>> from sklearn.neighbors import KernelDensity
+        >>> from sklearn_ae import LikelihoodOutlierDetector
+        >>> X = np.random.RandomState(0).randn(50, 2)
+        >>> with config_context(enable_metadata_routing=True):
+        ...     kde = KernelDensity().set_fit_request(sample_weight=True)
+        ...     detector = LikelihoodOutlierDetector(kde)
+        ...     routing = detector.get_metadata_routing()
+        ...     _ = detector.fit(X, sample_weight=np.ones(50))
+        >>> routing.consumes("fit", ["sample_weight"])
+        {'sample_weight'}
         """
         return MetadataRouter(owner=self).add(
             estimator=self.estimator, method_mapping=MethodMapping().add(caller="fit", callee="fit"))

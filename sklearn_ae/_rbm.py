@@ -368,7 +368,27 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         Returns
         -------
         H : ndarray of shape (n_samples, n_components)
-            Same dtype as X (float32 or float64).
+            Hidden probabilities in [0, 1], of X's dtype (float32 or float64; other input is
+            converted to float64).
+
+        See Also
+        --------
+        inverse_transform : The down-pass, from the top layer back to the data.
+        sample : Draw new data from the model.
+        sklearn.neural_network.BernoulliRBM.transform : The same up-pass for one RBM.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_ae import BernoulliRBMStack
+        >>> X = (np.random.RandomState(0).rand(50, 8) > 0.5).astype(np.float32)
+        >>> rbm = BernoulliRBMStack(n_components=3, hidden_layer_sizes=(6,), max_iter=2,
+        ...                         random_state=0, device="cpu").fit(X)
+        >>> H = rbm.transform(X)
+        >>> H.shape, H.dtype
+        ((50, 3), dtype('float32'))
+        >>> bool(((H >= 0) & (H <= 1)).all())
+        True
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
@@ -391,6 +411,26 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features_in_)
+            Visible probabilities in [0, 1] (the mean, not a sample), of X's dtype (float32 or
+            float64; other input is converted to float64).
+
+        See Also
+        --------
+        transform : The up-pass, from the data to the top layer.
+        sample : Binary samples rather than probabilities.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_ae import BernoulliRBMStack
+        >>> X = (np.random.RandomState(0).rand(50, 8) > 0.5).astype(np.float32)
+        >>> rbm = BernoulliRBMStack(n_components=3, max_iter=2, random_state=0,
+        ...                         device="cpu").fit(X)
+        >>> X_back = rbm.inverse_transform(rbm.transform(X))
+        >>> X_back.shape
+        (50, 8)
+        >>> bool(((X_back >= 0) & (X_back <= 1)).all())
+        True
         """
         H = self._check_codes(X)
 
@@ -483,6 +523,39 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         Returns
         -------
         scores : ndarray of shape (n_samples,)
+            Log-likelihood (one RBM) or its lower bound (a stack) of each sample, in nats, of
+            X's dtype (float32 or float64). The first call computes ``log_partition_``, which
+            is then cached.
+
+        Warns
+        -----
+        UserWarning
+            When log Z is estimated by AIS and its effective sample size is below a tenth of
+            ``n_ais_runs``: raise ``n_ais_betas``.
+
+        See Also
+        --------
+        score : The mean of ``score_samples``.
+        pseudo_likelihood : scikit-learn's proxy for the log-likelihood.
+        LikelihoodOutlierDetector : Flags the samples with the lowest scores.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_ae import BernoulliRBMStack
+        >>> X = (np.random.RandomState(0).rand(50, 8) > 0.5).astype(np.float32)
+        >>> rbm = BernoulliRBMStack(n_components=3, max_iter=2, log_partition="exact",
+        ...                         random_state=0, device="cpu").fit(X)
+        >>> scores = rbm.score_samples(X)
+        >>> scores.shape
+        (50,)
+        >>> bool((scores < 0).all())  # the log of a probability of binary data
+        True
+        >>> stack = BernoulliRBMStack(n_components=3, hidden_layer_sizes=(6,), max_iter=2,
+        ...                           n_importance_samples=10, log_partition="exact",
+        ...                           random_state=0, device="cpu").fit(X)
+        >>> stack.score_samples(X[:4]).shape
+        (4,)
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
@@ -532,6 +605,26 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         Returns
         -------
         pseudo_likelihood : ndarray of shape (n_samples,)
+            Non-positive values of X's dtype (float32 or float64). With ``random_state=None``
+            the flipped features, and so the values, change from call to call.
+
+        See Also
+        --------
+        score_samples : The log-likelihood itself.
+        sklearn.neural_network.BernoulliRBM.score_samples : The same proxy, in NumPy.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_ae import BernoulliRBMStack
+        >>> X = (np.random.RandomState(0).rand(50, 8) > 0.5).astype(np.float32)
+        >>> rbm = BernoulliRBMStack(n_components=3, max_iter=2, random_state=0,
+        ...                         device="cpu").fit(X)
+        >>> pl = rbm.pseudo_likelihood(X)
+        >>> pl.shape
+        (50,)
+        >>> bool((pl <= 0).all())
+        True
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
@@ -568,12 +661,35 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         random_state : int, RandomState instance or None, default=None
             Seeds the chains.
         n_steps : int, default=1000
-            Gibbs sweeps in the top RBM.
+            Gibbs sweeps in the top RBM; 0 keeps the starting draw from the base-rate model.
 
         Returns
         -------
         X : ndarray of shape (n_samples, n_features_in_)
             Binary samples (float64).
+
+        Raises
+        ------
+        ValueError
+            When ``n_samples`` is not a positive integer.
+
+        See Also
+        --------
+        inverse_transform : The down-pass that gives probabilities instead of samples.
+        score_samples : The log-likelihood of the model that is sampled.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_ae import BernoulliRBMStack
+        >>> X = (np.random.RandomState(0).rand(50, 8) > 0.5).astype(np.float32)
+        >>> rbm = BernoulliRBMStack(n_components=3, hidden_layer_sizes=(6,), max_iter=2,
+        ...                         random_state=0, device="cpu").fit(X)
+        >>> S = rbm.sample(4, random_state=0, n_steps=10)
+        >>> S.shape, S.dtype
+        ((4, 8), dtype('float64'))
+        >>> set(np.unique(S)) <= {0.0, 1.0}
+        True
         """
         check_is_fitted(self)
         if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:

@@ -273,11 +273,30 @@ class VAETransformer(BaseNeuralEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Data to encode; in [0, 1] for ``likelihood="bernoulli"``.
 
         Returns
         -------
         Z : ndarray of shape (n_samples, n_components)
-            Same dtype as X (float32 or float64).
+            Same dtype as X (float32 or float64; other input is converted to float64).
+
+        See Also
+        --------
+        inverse_transform : Decode latent points back to the data space.
+        score_samples : The log-likelihood of each sample.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_ae import VAETransformer
+        >>> X = np.random.RandomState(0).rand(60, 5)
+        >>> vae = VAETransformer(n_components=2, hidden_layer_sizes=(8,), max_iter=3,
+        ...                      n_importance_samples=10, random_state=0, device="cpu").fit(X)
+        >>> Z = vae.transform(X.astype(np.float32))
+        >>> Z.shape, Z.dtype
+        ((60, 2), dtype('float32'))
+        >>> np.array_equal(Z, vae.transform(X.astype(np.float32)))  # no sampling
+        True
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
@@ -294,6 +313,24 @@ class VAETransformer(BaseNeuralEstimator):
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features_in_)
+            The decoder mean, of X's dtype (float32 or float64; other input is converted to
+            float64); in [0, 1] for ``likelihood="bernoulli"``.
+
+        See Also
+        --------
+        transform : Encode data to latent points.
+        sample : Draw data from the decoder, noise included.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_ae import VAETransformer
+        >>> X = np.random.RandomState(0).rand(60, 5)
+        >>> vae = VAETransformer(n_components=2, hidden_layer_sizes=(8,), max_iter=3,
+        ...                      n_importance_samples=10, random_state=0, device="cpu").fit(X)
+        >>> X_back = vae.inverse_transform(vae.transform(X))
+        >>> X_back.shape
+        (60, 5)
         """
         Z = self._check_codes(X)
         bern = self.likelihood == "bernoulli"
@@ -346,10 +383,31 @@ class VAETransformer(BaseNeuralEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Data to score; in [0, 1] for ``likelihood="bernoulli"``.
 
         Returns
         -------
         scores : ndarray of shape (n_samples,)
+            Estimated log p(x) of each sample, in nats, of X's dtype (float32 or float64).
+
+        See Also
+        --------
+        elbo : The looser evidence lower bound, from the same draws.
+        score : The mean of ``score_samples``.
+        LikelihoodOutlierDetector : Flags the samples with the lowest scores.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_ae import VAETransformer
+        >>> X = np.random.RandomState(0).rand(60, 5)
+        >>> vae = VAETransformer(n_components=2, hidden_layer_sizes=(8,), max_iter=3,
+        ...                      n_importance_samples=10, random_state=0, device="cpu").fit(X)
+        >>> scores = vae.score_samples(X)
+        >>> scores.shape
+        (60,)
+        >>> np.allclose(vae.score_samples(X[:3]), scores[:3])  # a row's score is its own
+        True
         """
         return self._importance_terms(X, "iwae")
 
@@ -363,10 +421,29 @@ class VAETransformer(BaseNeuralEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Data to score; in [0, 1] for ``likelihood="bernoulli"``.
 
         Returns
         -------
         elbo : ndarray of shape (n_samples,)
+            The ELBO of each sample, in nats, of X's dtype (float32 or float64).
+
+        See Also
+        --------
+        score_samples : The importance-weighted estimate of log p(x).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_ae import VAETransformer
+        >>> X = np.random.RandomState(0).rand(60, 5)
+        >>> vae = VAETransformer(n_components=2, hidden_layer_sizes=(8,), max_iter=3,
+        ...                      n_importance_samples=10, random_state=0, device="cpu").fit(X)
+        >>> bound = vae.elbo(X)
+        >>> bound.shape
+        (60,)
+        >>> np.array_equal(bound, vae.elbo(X))  # the draws are fixed at fit
+        True
         """
         return self._importance_terms(X, "elbo")
 
@@ -383,7 +460,31 @@ class VAETransformer(BaseNeuralEstimator):
         Returns
         -------
         X : ndarray of shape (n_samples, n_features_in_)
-            float64; 0/1 values for ``likelihood="bernoulli"``.
+            float64; 0/1 values for ``likelihood="bernoulli"``, the decoder mean plus Gaussian
+            noise of variance ``noise_variance_`` for ``likelihood="gaussian"``.
+
+        Raises
+        ------
+        ValueError
+            When ``n_samples`` is not a positive integer.
+
+        See Also
+        --------
+        inverse_transform : The decoder mean, without the noise.
+        BernoulliRBMStack.sample : Samples of a deep belief network.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_ae import VAETransformer
+        >>> X = (np.random.RandomState(0).rand(60, 5) > 0.5).astype(np.float64)
+        >>> vae = VAETransformer(n_components=2, hidden_layer_sizes=(8,), likelihood="bernoulli",
+        ...                      max_iter=3, random_state=0, device="cpu").fit(X)
+        >>> S = vae.sample(4, random_state=0)
+        >>> S.shape
+        (4, 5)
+        >>> set(np.unique(S)) <= {0.0, 1.0}
+        True
         """
         check_is_fitted(self)
         if not isinstance(n_samples, Integral) or n_samples < 1:
