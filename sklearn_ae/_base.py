@@ -174,13 +174,18 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         return 1 if flops < SMALL_STEP_FLOPS else None
 
     def _train(self, X, incremental):
-        device = _engine.resolve_device(self.device)
+        accelerator = _engine.make_accelerator(self.device)  # None unless device="accelerate"
+        device = accelerator.device if accelerator is not None else _engine.resolve_device(self.device)
         n_samples, n_features = X.shape
         fitted = hasattr(self, "net_")
         fresh = not fitted or not (incremental or self.warm_start)
         batch_size = self._batch_size(n_samples)
 
         if fresh:
+            if accelerator is not None and accelerator.num_processes > 1 and self.random_state is None:
+                raise ValueError(
+                    f"device='accelerate' over {accelerator.num_processes} processes needs an int "
+                    "random_state: every process must draw the same shuffling of the data.")
             rng = check_random_state(self.random_state)
             init_generator = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
             self._split_seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -200,10 +205,19 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                 optimizer=optimizer, optimizer_params=optimizer_params,
                 batch_size=batch_size, shuffle=self.shuffle, device=device,
                 verbose=self.verbose, callbacks=self.callbacks, tol=self.tol,
-                n_iter_no_change=self.n_iter_no_change, estimator_name=type(self).__name__)
+                n_iter_no_change=self.n_iter_no_change, estimator_name=type(self).__name__,
+                accelerator=accelerator)
             snapshot = None
         else:
             net = self.net_
+            if (accelerator is not None) != isinstance(net, _engine._AcceleratedNet):
+                raise ValueError(
+                    f"device={self.device!r} cannot continue training a model that was "
+                    f"{'' if accelerator is None else 'not '}trained with device='accelerate'; "
+                    "fit afresh (fit with warm_start=False) to switch between device='accelerate' "
+                    "and the other devices.")
+            if accelerator is not None:
+                net.attach(accelerator)
             net.set_params(batch_size=batch_size)
             shuffle_generator = self._shuffle_generator
             snapshot = (copy.deepcopy(net.module_.state_dict()),
@@ -223,11 +237,15 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                               generator=shuffle_generator, stop=not incremental)
         except _engine.DivergenceError:
             if snapshot is not None:  # leave the previously fitted model exactly as it was
-                net.module_.load_state_dict(snapshot[0])
+                _engine._unwrapped(net.module_).load_state_dict(snapshot[0])
                 net.optimizer_.load_state_dict(snapshot[1])
                 shuffle_generator.set_state(snapshot[2])
                 del net.history[snapshot[3]:]
             raise
+        finally:
+            if accelerator is not None:  # inference runs in this process, on its device
+                net._unwrap_accelerator()
+                net.device = "cpu" if device.type == "cpu" else str(device)  # not "cpu:0"
         del X_train_t, X_valid_t
 
         self.net_ = net

@@ -5,18 +5,22 @@ Nothing in this file knows about any one model. An estimator hands over a module
 builds the net, feeds it minibatches sliced from device-resident tensors (skorch's default
 ``DataLoader`` path spends its time in per-row ``Dataset.__getitem__``), shuffles with a seeded
 generator, stops the way ``MLPRegressor`` does, restores the best weights under early stopping,
-prints one line per epoch, and refuses to carry on from a non-finite loss.
+prints one line per epoch, and refuses to carry on from a non-finite loss. ``device="accelerate"``
+builds the same net through skorch's Accelerate integration (data parallelism over processes),
+sharding each global batch across them.
 """
 
 import copy
+import functools
 import math
 import warnings
 from contextlib import contextmanager
 
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from skorch import NeuralNet
 from skorch.callbacks import Callback, ProgressBar
-from sklearn.exceptions import ConvergenceWarning
+from skorch.hf import AccelerateMixin
 
 
 class DivergenceError(ValueError):
@@ -31,6 +35,10 @@ def resolve_device(device):
     """
     if not isinstance(device, str):
         raise TypeError(f"device must be a string such as 'auto', 'cpu' or 'cuda'; got {device!r}.")
+    if device == "accelerate":
+        raise ValueError(
+            "device='accelerate' (skorch's Accelerate integration) is available for the "
+            "autoencoders and VAE, not for this estimator; use 'auto', 'cpu', 'cuda' or 'cuda:N'.")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -110,6 +118,68 @@ class DeviceBatchIterator:
             yield xb, xb
 
 
+class ShardedDeviceBatchIterator(DeviceBatchIterator):
+    """Data parallelism over processes: every process draws the same seeded permutation, forms
+    the same global batch of ``batch_size * num_processes`` rows and takes its own share of it.
+    A last global batch too small to give every process a row is skipped on all of them (every
+    process takes each optimizer step, or none does)."""
+
+    def __init__(self, dataset, batch_size, shuffle=False, num_processes=1, process_index=0):
+        super().__init__(dataset, int(batch_size) * num_processes, shuffle)
+        self.num_processes = num_processes
+        self.process_index = process_index
+
+    def __iter__(self):
+        for xb, _ in super().__iter__():
+            if len(xb) < self.num_processes:
+                continue
+            part = torch.tensor_split(xb, self.num_processes)[self.process_index]
+            yield part, part
+
+
+class CallableLoss:
+    """The criterion behind a plain callable. Accelerate wraps every ``nn.Module`` it prepares
+    in ``DistributedDataParallel``, which refuses a module without parameters."""
+
+    def __init__(self, criterion):
+        self.criterion = criterion
+
+    def __call__(self, y_pred, y_true):
+        return self.criterion(y_pred, y_true)
+
+    @property
+    def training(self):
+        return self.criterion.training
+
+
+def make_accelerator(device):
+    """An ``accelerate.Accelerator`` for ``device="accelerate"``; None for any other device."""
+    if device != "accelerate":
+        return None
+    try:
+        from accelerate import Accelerator
+    except ImportError as exc:
+        raise ImportError(
+            "device='accelerate' needs Hugging Face Accelerate: pip install accelerate "
+            "(or pip install sklearn-ae[accelerate])."
+        ) from exc
+    return Accelerator(cpu=not torch.cuda.is_available())
+
+
+def _unwrapped(module):
+    """The module itself, also while it is wrapped in ``DistributedDataParallel``."""
+    return module.module if isinstance(module, torch.nn.parallel.DistributedDataParallel) else module
+
+
+def _mean_over_processes(net, value):
+    """``value`` averaged over the processes of a distributed run (itself otherwise), so that
+    every process takes the same decision to stop."""
+    accelerator = getattr(net, "accelerator", None)
+    if accelerator is None or accelerator.num_processes == 1:
+        return value
+    return float(accelerator.reduce(torch.tensor(float(value), device=accelerator.device), "mean"))
+
+
 class _Holdout:
     """skorch ``train_split`` that returns a validation set prepared by the estimator."""
 
@@ -151,9 +221,9 @@ class Convergence(Callback):
             self.no_improvement = self.no_improvement + 1 if score < self.best_score + self.tol else 0
             if score > self.best_score:
                 self.best_score = score
-                self.best_state = copy.deepcopy(net.module_.state_dict())
+                self.best_state = copy.deepcopy(_unwrapped(net.module_).state_dict())
         else:
-            loss = row["train_loss"]
+            loss = row["train_loss"] = _mean_over_processes(net, row["train_loss"])
             self.no_improvement = self.no_improvement + 1 if loss > self.best_loss - self.tol else 0
             self.best_loss = min(self.best_loss, loss)
         if self.active and self.no_improvement > self.n_iter_no_change:
@@ -162,7 +232,7 @@ class Convergence(Callback):
 
     def on_train_end(self, net, **kwargs):
         if self.best_state is not None:
-            net.module_.load_state_dict(self.best_state)
+            _unwrapped(net.module_).load_state_dict(self.best_state)
         self.best_state = None  # never pickle a copy of the weights
 
 
@@ -176,6 +246,7 @@ class DivergenceGuard(Callback):
         if not training:
             return
         loss = net.history[-1]["batches"][-1]["train_loss"]  # already a float: no extra sync
+        loss = _mean_over_processes(net, loss)  # every process raises, or none does
         if not math.isfinite(loss):
             self.fail(net, f"the training loss became {loss}")
 
@@ -244,8 +315,60 @@ class _Net(NeuralNet):
             self.criterion = self.criterion_
 
 
+class _AcceleratedNet(AccelerateMixin, _Net):
+    """``_Net`` trained through skorch's Accelerate integration (``device="accelerate"``).
+
+    The pickle carries neither the ``Accelerator`` nor its optimizer wrapper, so a model trained
+    over several processes loads, predicts and trains on in one ordinary process; a later fit
+    hands it the accelerator of that process (``attach``).
+    """
+
+    def attach(self, accelerator):
+        """Train with ``accelerator`` from now on (after unpickling, or on a later fit)."""
+        if self.accelerator is not accelerator:
+            self.accelerator = accelerator
+            self._unwrap_accelerator()
+            optimizer = getattr(self.optimizer_, "optimizer", self.optimizer_)  # unwrap
+            self.optimizer_ = accelerator.prepare(optimizer)
+            self.iterator_train__num_processes = accelerator.num_processes
+            self.iterator_train__process_index = accelerator.process_index
+        self.device = None  # accelerate places the module; the data is already in place
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        # the modules are unwrapped after each training (for inference); a later partial_fit or
+        # warm start wraps them again, keeping the (already prepared) optimizer
+        super().on_train_begin(net, **kwargs)
+        if not self._wrapped_with_accelerator:
+            for name in self._modules:
+                setattr(self, name + "_", self.accelerator.prepare(getattr(self, name + "_")))
+            self._wrapped_with_accelerator = True
+
+    def _set_training(self, training=True):
+        super()._set_training(training)
+        self.criterion_.criterion.train(training)  # skorch sets the mode of Modules only
+
+    def evaluation_step(self, batch, training=False):
+        # every process scores the whole validation set with the same weights: no gathering
+        return _Net.evaluation_step(self, batch, training=training)
+
+    def __getstate__(self):
+        optimizer = self.optimizer_
+        self.optimizer_ = getattr(optimizer, "optimizer", optimizer)  # AcceleratedOptimizer
+        try:
+            state = super().__getstate__()
+        finally:
+            self.optimizer_ = optimizer
+        state["accelerator"] = None
+        return state
+
+
+def _silent(*args, **kwargs):
+    """A print sink that prints nothing (AccelerateMixin keeps skorch's PrintLog)."""
+
+
 def build_net(module, criterion, *, optimizer, optimizer_params, batch_size, shuffle,
-              device, verbose, callbacks, tol, n_iter_no_change, estimator_name):
+              device, verbose, callbacks, tol, n_iter_no_change, estimator_name, accelerator=None):
     """Build (and initialise) the skorch net that trains ``module`` with ``criterion``."""
     ours = [("divergence_guard", DivergenceGuard(estimator_name)),
             ("convergence", Convergence(tol, n_iter_no_change))]
@@ -261,21 +384,30 @@ def build_net(module, criterion, *, optimizer, optimizer_params, batch_size, shu
                 f"got {(name, cb)!r}.")
     user = [(name, copy.deepcopy(cb)) for name, cb in user]  # the parameter is never mutated
     params = {f"optimizer__{k}": v for k, v in optimizer_params.items()}
-    net = _Net(
+    if accelerator is None:
+        net_class = _Net
+        specific = {"criterion": criterion, "iterator_train": DeviceBatchIterator,
+                    "callbacks__print_log": None, "device": str(device)}
+    else:
+        net_class = _AcceleratedNet
+        specific = {"criterion": functools.partial(CallableLoss, criterion),
+                    "iterator_train": ShardedDeviceBatchIterator,
+                    "iterator_train__num_processes": accelerator.num_processes,
+                    "iterator_train__process_index": accelerator.process_index,
+                    "callbacks__print_log__sink": _silent,  # EpochLog reports progress
+                    "accelerator": accelerator, "device": None}
+    net = net_class(
         module=module,
-        criterion=criterion,
         optimizer=optimizer,
         batch_size=batch_size,
-        iterator_train=DeviceBatchIterator,
         iterator_train__shuffle=shuffle,
         iterator_valid=DeviceBatchIterator,
         train_split=None,
         callbacks=ours + user + [("trim_history", TrimHistory())],
-        callbacks__print_log=None,
-        device=str(device),
         verbose=0,
         torch_load_kwargs={"weights_only": True},
         **params,
+        **specific,
     )
     return net.initialize()
 
