@@ -68,7 +68,8 @@ def main():
         med = {k: C.median(v) for k, v in times.items()}
         for name, t in med.items():
             records.append(C.record(ctx, "speed", case, name, "train_samples_per_s",
-                                    X.shape[0] * epochs / t, fit_seconds=t))
+                                    X.shape[0] * epochs / t, fit_seconds=t,
+                                    rows_timed=X.shape[0], epochs=epochs))
         ratio = med["sklearn MLPRegressor"] / med["AutoencoderTransformer"]
         rows.append([case, C.fmt(med["AutoencoderTransformer"]), C.fmt(med["sklearn MLPRegressor"]),
                      C.fmt(ratio)])
