@@ -57,7 +57,9 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
     warm_start : bool, default=False
         Continue from the previous fit's weights when ``fit`` is called again.
     device : str, default="auto"
-        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, or
+        ``"accelerate"``: data parallelism over processes (several GPUs) through skorch's
+        Accelerate integration, for a script started by ``accelerate launch`` or ``torchrun``.
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
         Extra callbacks for the skorch training loop.
     pretraining : None, "rbm" or BernoulliRBMStack, default=None
