@@ -218,6 +218,8 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                     "and the other devices.")
             if accelerator is not None:
                 net.attach(accelerator)
+            else:  # continue on the device asked for now, not the one it was fitted on
+                _engine.move_net(net, device)
             net.set_params(batch_size=batch_size)
             shuffle_generator = self._shuffle_generator
             snapshot = (copy.deepcopy(net.module_.state_dict()),

@@ -367,6 +367,25 @@ def _silent(*args, **kwargs):
     """A print sink that prints nothing (AccelerateMixin keeps skorch's PrintLog)."""
 
 
+def move_net(net, device):
+    """Move a fitted net (module, criterion and optimizer state) to ``device`` in place.
+
+    A model fitted on one device and trained further on another (e.g. fitted on a CPU-only
+    machine, loaded where ``device="auto"`` now means CUDA) continues with its optimizer state.
+    """
+    device = torch.device(device)
+    if torch.device(net.device) == device:
+        return net
+    net.module_.to(device)
+    net.criterion_.to(device)
+    for state in net.optimizer_.state.values():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                state[key] = value.to(device)
+    net.device = "cpu" if device.type == "cpu" else str(device)
+    return net
+
+
 def build_net(module, criterion, *, optimizer, optimizer_params, batch_size, shuffle,
               device, verbose, callbacks, tol, n_iter_no_change, estimator_name, accelerator=None):
     """Build (and initialise) the skorch net that trains ``module`` with ``criterion``."""

@@ -317,3 +317,26 @@ def test_cuda_fit_matches_cpu_shapes_and_pickles(X):
     pickle.dump(ae, buf)
     ae2 = pickle.loads(buf.getvalue())
     np.testing.assert_allclose(ae.transform(X), ae2.transform(X), rtol=1e-5, atol=1e-6)
+
+
+def test_move_net_keeps_weights_and_optimizer_state(X):
+    from sklearn_ae._engine import move_net
+
+    ae = AutoencoderTransformer(n_components=2, **FAST).fit(X)
+    before = ae.transform(X)
+    assert move_net(ae.net_, torch.device("cpu")) is ae.net_  # same device: nothing to do
+    assert ae.net_.device == "cpu"
+    np.testing.assert_array_equal(ae.transform(X), before)
+    ae.partial_fit(X)
+    assert ae.n_iter_ == 21
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cpu_fitted_model_continues_training_on_cuda(X):
+    ae = AutoencoderTransformer(n_components=2, **FAST).fit(X)
+    ae.set_params(device="cuda")
+    ae.partial_fit(X)
+    assert next(ae.module_.parameters()).is_cuda
+    assert all(v.is_cuda for state in ae.net_.optimizer_.state.values()
+               for v in state.values() if torch.is_tensor(v))
+    assert np.all(np.isfinite(ae.transform(X)))
