@@ -278,6 +278,7 @@ class BernoulliRBMStack(BaseNeuralEstimator):
             shuffle_generator = self._shuffle_generator
             snapshots = []
             for net in nets:
+                _engine.move_net(net, device)  # continue on the device asked for now
                 net.set_params(batch_size=batch_size)
                 net.module_.n_gibbs_steps = self.n_gibbs_steps
                 net.module_.persistent = self.persistent
