@@ -16,7 +16,7 @@ import inspect
 import sys
 from pathlib import Path
 
-from numpydoc.docscrape import ClassDoc, FunctionDoc
+from numpydoc.docscrape import ClassDoc
 from numpydoc.validate import validate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -10,5 +10,13 @@ from ._vae import VAETransformer
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["AutoencoderTransformer", "BernoulliRBMStack", "DivergenceError", "LikelihoodOutlierDetector", "SparseAutoencoder", "VAETransformer",
-           "dask_apply", "__version__"]
+__all__ = [
+    "AutoencoderTransformer",
+    "BernoulliRBMStack",
+    "DivergenceError",
+    "LikelihoodOutlierDetector",
+    "SparseAutoencoder",
+    "VAETransformer",
+    "dask_apply",
+    "__version__",
+]

@@ -105,7 +105,8 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         sizes = tuple(sizes)
         if any(not isinstance(s, Integral) or isinstance(s, bool) or s < 1 for s in sizes):
             raise ValueError(
-                f"hidden_layer_sizes must be a sequence of positive integers; got {self.hidden_layer_sizes!r}."
+                "hidden_layer_sizes must be a sequence of positive integers; "
+                f"got {self.hidden_layer_sizes!r}."
             )
         return tuple(int(s) for s in sizes)
 

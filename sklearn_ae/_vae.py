@@ -46,7 +46,8 @@ def _mix(h):
 
 def row_keys(x, seed):
     """One 64-bit key per row of ``x``, a hash of its values (rounded to float32) and ``seed``."""
-    bits = (x.to(torch.float32) + 0.0).view(torch.int32).to(torch.int64)  # + 0.0: -0.0 -> 0.0  # (batch, n_features)
+    # (batch, n_features); adding 0.0 turns -0.0 into 0.0, so both get the same key
+    bits = (x.to(torch.float32) + 0.0).view(torch.int32).to(torch.int64)
     position = torch.arange(1, x.shape[1] + 1, device=x.device, dtype=torch.int64) * _GOLDEN
     return _mix(_mix(bits + position).sum(dim=1) ^ seed)  # (batch,)
 
