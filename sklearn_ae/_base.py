@@ -390,6 +390,37 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                 out[rows] = res
         return out
 
+    def _decoder_mean(self, Z):
+        """The decoder's mean for codes Z: probabilities for a Bernoulli model, else the output."""
+        Z = self._check_codes(Z)
+        bern = self.likelihood == "bernoulli"
+        return self._map_batches(
+            Z, lambda m, z: torch.sigmoid(m.decode(z)) if bern else m.decode(z), self.n_features_in_)
+
+    def _running_mean(self, name, fn, X, incremental):
+        """Mean over training rows of ``fn(module, x_batch)`` (one vector per row), in batches.
+
+        ``partial_fit`` calls accumulate into the mean of every row seen since the last ``fit``,
+        each call's rows evaluated with the weights that call ended with.
+        """
+        module = self.net_.module_
+        total = None
+        with torch.inference_mode():
+            for rows in gen_batches(X.shape[0], INFERENCE_BATCH_SIZE):
+                part = fn(module, X[rows]).sum(0, dtype=torch.float64)
+                total = part if total is None else total + part
+        total, n = total.cpu().numpy(), X.shape[0]
+        sums = getattr(self, "_running_sums", {})
+        if incremental and name in sums:
+            total, n = total + sums[name][0], n + sums[name][1]
+        self._running_sums = {**sums, name: (total, n)}
+        return total / n
+
+    @staticmethod
+    def _check_n_samples(n_samples):
+        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+
     def _check_codes(self, Z):
         check_is_fitted(self)
         Z = check_array(Z, dtype=(np.float64, np.float32))
@@ -467,22 +498,12 @@ class BaseReconstructionAutoencoder(BaseNeuralEstimator):
         if self.likelihood != "gaussian":
             self.noise_variance_ = None
             return
-        module = self.net_.module_
-        sq = torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
-        with torch.inference_mode():
-            for rows in gen_batches(X.shape[0], INFERENCE_BATCH_SIZE):
-                xb = X[rows]
-                sq += ((xb - module(xb)[0]) ** 2).sum(0, dtype=torch.float64)
-            feature_var = X.double().var(0, unbiased=False).mean() if X.shape[0] > 1 else X.new_zeros(())
-        sq = sq.cpu().numpy()
-        n = X.shape[0]
-        if incremental and getattr(self, "_residual_count", 0):
-            sq += self._residual_sum
-            n += self._residual_count
-        self._residual_sum, self._residual_count = sq, n
+        mean_sq = self._running_mean("residual", lambda m, x: (x - m(x)[0]) ** 2, X, incremental)
         if not (incremental and hasattr(self, "_noise_floor")):
+            with torch.inference_mode():
+                feature_var = X.double().var(0, unbiased=False).mean() if X.shape[0] > 1 else 0.0
             self._noise_floor = max(self._variance_floor * float(feature_var), 1e-12)
-        self.noise_variance_ = np.maximum(sq / n, self._noise_floor)
+        self.noise_variance_ = np.maximum(mean_sq, self._noise_floor)
 
     def transform(self, X):
         """Encode X: the code z = encoder(x).
@@ -540,10 +561,7 @@ class BaseReconstructionAutoencoder(BaseNeuralEstimator):
         >>> ae.inverse_transform(ae.transform(X[:5])).shape
         (5, 64)
         """
-        Z = self._check_codes(X)
-        bern = self.likelihood == "bernoulli"
-        return self._map_batches(
-            Z, lambda m, z: torch.sigmoid(m.decode(z)) if bern else m.decode(z), self.n_features_in_)
+        return self._decoder_mean(X)
 
     def score_samples(self, X):
         """Log-likelihood of each sample under the decoder's observation model, in nats.

@@ -693,8 +693,7 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         True
         """
         check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        self._check_n_samples(n_samples)
         device = self._device_()
         generator = torch.Generator(device=device).manual_seed(_seed(check_random_state(random_state)))
         layers = self._inference_module(np.float64)

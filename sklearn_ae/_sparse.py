@@ -2,11 +2,9 @@
 
 from numbers import Real
 
-import torch
-from sklearn.utils import gen_batches
 from sklearn.utils._param_validation import Interval
 
-from ._base import INFERENCE_BATCH_SIZE, BaseReconstructionAutoencoder
+from ._base import BaseReconstructionAutoencoder
 from ._modules import Autoencoder, SparseReconstructionLoss
 
 
@@ -179,15 +177,5 @@ class SparseAutoencoder(BaseReconstructionAutoencoder):
     def _after_train(self, X, incremental):
         super()._after_train(X, incremental)
         # X is the validated training data on the device (float32), as the base hands it over
-        module = self.net_.module_
-        total = torch.zeros(self.n_components, dtype=torch.float64, device=X.device)
-        with torch.inference_mode():
-            for rows in gen_batches(X.shape[0], INFERENCE_BATCH_SIZE):
-                total += module.encode(X[rows]).sum(0, dtype=torch.float64)
-        total = total.cpu().numpy()
-        n = X.shape[0]
-        if incremental and getattr(self, "_activation_count", 0):
-            total += self._activation_sum
-            n += self._activation_count
-        self._activation_sum, self._activation_count = total, n
-        self.mean_activation_ = total / n
+        self.mean_activation_ = self._running_mean(
+            "activation", lambda m, x: m.encode(x), X, incremental)

@@ -335,10 +335,7 @@ class VAETransformer(BaseNeuralEstimator):
         >>> X_back.shape
         (60, 5)
         """
-        Z = self._check_codes(X)
-        bern = self.likelihood == "bernoulli"
-        return self._map_batches(
-            Z, lambda m, z: torch.sigmoid(m.decode(z)) if bern else m.decode(z), self.n_features_in_)
+        return self._decoder_mean(X)
 
     def _chunk(self, batch_rows):
         widest = max(self.n_features_in_, self.n_components, *self._hidden_sizes())
@@ -490,8 +487,7 @@ class VAETransformer(BaseNeuralEstimator):
         True
         """
         check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        self._check_n_samples(n_samples)
         rng = check_random_state(random_state)
         Z = rng.standard_normal((n_samples, self.n_components))
         mean = self.inverse_transform(Z)
