@@ -286,6 +286,42 @@ class TrimHistory(Callback):
         net.history[-1]["batches"] = []
 
 
+_BATCH_HOOKS = frozenset({"on_batch_begin", "on_batch_end", "on_grad_computed"})
+
+
+def _is_plain_sgd(optimizer):
+    """Whether ``optimizer`` is ``torch.optim.SGD`` without dampening, Nesterov, maximisation or
+    hooks: the update ``_sgd_update`` performs."""
+    if type(optimizer) is not torch.optim.SGD or optimizer._optimizer_step_pre_hooks \
+            or optimizer._optimizer_step_post_hooks:
+        return False
+    return all(not g["nesterov"] and not g["maximize"] and g["dampening"] == 0 for g in optimizer.param_groups)
+
+
+@torch.no_grad()
+def _sgd_update(optimizer):
+    """``torch.optim.SGD.step()`` for the plain case, in place and with the same state
+    (``momentum_buffer`` per parameter), without the bookkeeping that each call of ``step`` pays:
+    at batch 10 that bookkeeping costs more than the RBM's arithmetic."""
+    for group in optimizer.param_groups:
+        lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]
+        for param in group["params"]:
+            grad = param.grad
+            if grad is None:
+                continue
+            if weight_decay:
+                grad = grad.add(param, alpha=weight_decay)
+            if momentum:
+                state = optimizer.state[param]
+                buffer = state.get("momentum_buffer")
+                if buffer is None:
+                    buffer = state["momentum_buffer"] = grad.clone()
+                else:
+                    buffer.mul_(momentum).add_(grad)
+                grad = buffer
+            param.add_(grad, alpha=-lr)
+
+
 class _Net(NeuralNet):
     """skorch's NeuralNet, pickled so that it loads on a machine without the training device.
 
@@ -297,6 +333,7 @@ class _Net(NeuralNet):
 
     def __getstate__(self):
         state = super().__getstate__()
+        state.pop("_listener_cache", None)
         for name in ("module", "criterion"):
             if isinstance(state.get(name), torch.nn.Module):
                 state[name] = None
@@ -306,6 +343,56 @@ class _Net(NeuralNet):
         # skorch sets the mode on every batch; walking the module tree costs ~7% of a small step
         if self.module_.training != training or self.criterion_.training != training:
             super()._set_training(training)
+
+    def _listeners(self, method_name):
+        """The callbacks that implement the per-batch hook ``method_name``.
+
+        Three hooks run on every batch; calling each callback's inherited no-op costs more than
+        the arithmetic of a small step. The list is cached for the current ``callbacks_``.
+        """
+        cache = self.__dict__.get("_listener_cache")
+        if cache is None or cache[0] is not self.callbacks_ or cache[1] != len(self.callbacks_):
+            cache = (self.callbacks_, len(self.callbacks_), {})
+            self.__dict__["_listener_cache"] = cache
+        found = cache[2].get(method_name)
+        if found is None:
+            found = [cb for _, cb in self.callbacks_
+                      if getattr(type(cb), method_name, None) is not getattr(Callback, method_name)]
+            cache[2][method_name] = found
+        return found
+
+    def notify(self, method_name, **cb_kwargs):
+        if method_name not in _BATCH_HOOKS:
+            return super().notify(method_name, **cb_kwargs)
+        getattr(self, method_name)(self, **cb_kwargs)  # the net's own hook (history bookkeeping)
+        for listener in self._listeners(method_name):
+            getattr(listener, method_name)(self, **cb_kwargs)
+
+    def train_step(self, batch, **fit_params):
+        """One optimizer step: skorch's, minus the closure and the gradient hook when no
+        callback listens to ``on_grad_computed`` (our optimizers take no closure)."""
+        if self._listeners("on_grad_computed"):
+            return super().train_step(batch, **fit_params)
+        optimizer = self.optimizer_
+        for group in optimizer.param_groups:  # zero_grad(set_to_none=True), minus its profiler scope
+            for param in group["params"]:
+                param.grad = None
+        step = self.train_step_single(batch, **fit_params)
+        if _is_plain_sgd(optimizer):
+            _sgd_update(optimizer)
+        else:
+            optimizer.step()
+        return step
+
+    def train_step_single(self, batch, **fit_params):
+        """A module with ``train_step_gradients`` (the RBM) writes its closed-form gradients
+        itself and returns ``(output, loss)``; every other module goes through autograd."""
+        gradients = getattr(self.module_, "train_step_gradients", None)
+        if gradients is None or fit_params:
+            return super().train_step_single(batch, **fit_params)
+        self._set_training(True)
+        y_pred, loss = gradients(batch[0])
+        return {"loss": loss, "y_pred": y_pred}
 
     def __setstate__(self, state):
         super().__setstate__(state)

@@ -1,6 +1,7 @@
 """BernoulliRBMStack and the RBM math: likelihoods against enumeration, AIS against exact log Z,
 the DBN bound against the exact DBN likelihood, the CD update, and behaviour a user relies on."""
 
+import copy
 import pickle
 import time
 import warnings
@@ -103,6 +104,27 @@ def test_cd_gradient_is_gradient_of_free_energy_gap():
     assert float(loss.detach()) == pytest.approx(float(reference.detach()), rel=1e-12)
     for a, p in zip(ours, (rbm.weight, rbm.hidden_bias, rbm.visible_bias)):
         torch.testing.assert_close(a, p.grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_training_step_gradients_equal_autograd_path(persistent):
+    """``train_step_gradients`` (what training uses) writes the gradients that forward,
+    FreeEnergyGap and backward give, from the same chain, and returns the same loss."""
+    gen = torch.Generator().manual_seed(1)
+    rbm = RBM(9, 5, gen, seed=4, n_gibbs_steps=2, persistent=persistent).double()
+    with torch.no_grad():
+        for p in rbm.parameters():
+            p.normal_(0, 0.5, generator=gen)
+    v = (torch.rand(6, 9, generator=gen) > 0.5).double()
+    twin = copy.deepcopy(rbm)
+    gap, loss = rbm.train_step_gradients(v)
+    reference = FreeEnergyGap()(twin(v), v)
+    reference.backward()
+    assert float(loss) == pytest.approx(float(reference.detach()), rel=1e-12)
+    for ours, theirs in zip(rbm.parameters(), twin.parameters()):
+        torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-10, atol=1e-12)
+    if persistent:  # both chains advanced alike
+        torch.testing.assert_close(rbm.chain, twin.chain)
 
 
 # ------------------------------------------------------------------- likelihoods
