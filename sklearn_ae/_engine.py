@@ -368,6 +368,41 @@ class _Net(NeuralNet):
         for listener in self._listeners(method_name):
             getattr(listener, method_name)(self, **cb_kwargs)
 
+    def _lean_epoch(self):
+        """Whether a training epoch may skip the per-batch hooks and records: no callback but
+        the divergence guard listens to them, and the step is ours (not Accelerate's)."""
+        if type(self).train_step is not _Net.train_step:
+            return False
+        if self._listeners("on_batch_begin") or self._listeners("on_grad_computed"):
+            return False
+        return all(isinstance(cb, DivergenceGuard) for cb in self._listeners("on_batch_end"))
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """A training epoch without a host round trip per batch.
+
+        skorch reads each batch's loss back as a Python float (on CUDA, a synchronisation per
+        batch) and records it with its hooks. When nothing but the divergence guard listens,
+        the losses stay on the device and are summed once at the end of the epoch, recorded as
+        one batch of all the epoch's rows: the epoch's mean loss is the same, and a non-finite
+        loss anywhere in the epoch still fails with ``DivergenceError``.
+        """
+        if not training or iterator is None or fit_params or not self._lean_epoch():
+            return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        losses, sizes = [], []
+        for batch in iterator:
+            losses.append(step_fn(batch)["loss"].detach())
+            sizes.append(len(batch[0]))
+        self.history.record(prefix + "_batch_count", len(sizes))
+        if not sizes:
+            return
+        weights = torch.tensor(sizes, dtype=torch.float64, device=losses[0].device)
+        mean = float(torch.stack(losses).to(torch.float64) @ weights) / sum(sizes)
+        self.history.new_batch()
+        self.history.record_batch(prefix + "_loss", mean)
+        self.history.record_batch(prefix + "_batch_size", sum(sizes))
+        if not math.isfinite(mean):
+            dict(self.callbacks_)["divergence_guard"].fail(self, f"the training loss became {mean}")
+
     def train_step(self, batch, **fit_params):
         """One optimizer step: skorch's, minus the closure and the gradient hook when no
         callback listens to ``on_grad_computed`` (our optimizers take no closure)."""

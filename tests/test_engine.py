@@ -104,3 +104,19 @@ def test_same_weights_with_and_without_a_gradient_listener():
     ae_stock = AutoencoderTransformer(n_components=2, hidden_layer_sizes=(4,), batch_size=20, max_iter=3, tol=0.0,
                                       device="cpu", random_state=0, callbacks=[("seen", _Seen())]).fit(X)
     np.testing.assert_allclose(ae_lean.transform(X), ae_stock.transform(X), rtol=1e-5, atol=1e-6)
+    # the lean epoch records one batch of all rows; its mean loss is the batches' weighted mean
+    for lean_net, stock_net in ((lean.nets_[0], stock.nets_[0]), (ae_lean.net_, ae_stock.net_)):
+        np.testing.assert_allclose(lean_net.history[:, "train_loss"], stock_net.history[:, "train_loss"], rtol=1e-5)
+        assert lean_net.history[:, "train_batch_count"] == stock_net.history[:, "train_batch_count"] == [5, 5, 5]
+
+
+def test_lean_epoch_weights_the_last_short_batch():
+    """90 rows at batch 40: batches of 40, 40 and 10; the epoch loss weights them by size, as
+    skorch's own loop does."""
+    X = np.random.default_rng(1).standard_normal((90, 5)).astype(np.float32)
+    common = dict(n_components=2, hidden_layer_sizes=(4,), batch_size=40, max_iter=2, tol=0.0, device="cpu",
+                  random_state=0)
+    lean = AutoencoderTransformer(**common).fit(X)
+    stock = AutoencoderTransformer(**common, callbacks=[("seen", _Seen())]).fit(X)
+    np.testing.assert_allclose(lean.loss_curve_, stock.loss_curve_, rtol=1e-6)
+    assert lean.net_._lean_epoch() and not stock.net_._lean_epoch()
