@@ -250,8 +250,9 @@ class DivergenceGuard(Callback):
         if not math.isfinite(loss):
             self.fail(net, f"the training loss became {loss}")
 
-    def on_epoch_end(self, net, **kwargs):
-        # each loss is measured before its step: the last step can leave non-finite weights
+    def on_train_end(self, net, **kwargs):
+        # each loss is measured before its step, so non-finite weights show up in the next
+        # batch's loss; only the last step of a call can leave them behind a finite loss
         finite = torch.stack([torch.isfinite(p).all() for p in net.module_.parameters()]).all()
         if not bool(finite):
             self.fail(net, "the weights became non-finite")
