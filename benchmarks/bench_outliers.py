@@ -17,6 +17,7 @@ anchor as ``reference`` where the set is in that table (17 of the 21).
 
 import argparse
 import csv
+import sys
 import time
 import warnings
 
@@ -242,7 +243,7 @@ def run(args, command=None):
                                key=lambda d: C.require_data("odds", f"{d}.mat").stat().st_size)
     ctx = C.context(args.device)
     name = f"outliers_{args.device.replace(':', '')}" + ("_quick" if args.quick else "")
-    command = command or "python benchmarks/bench_outliers.py"
+    command = command or " ".join(["python benchmarks/bench_outliers.py", *sys.argv[1:]])
     records = run_outliers(ctx, args, lambda done: C.write_results(
         done, name, markdown(done, ctx, command + " (partial: still running)")))
     path = C.write_results(records, name, markdown(records, ctx, command))

@@ -531,7 +531,7 @@ def run(args, command=None):
     only_targets = args.skip_memory and args.skip_mnist and args.skip_tabular
     part = "memory_" if only_memory else "targets_" if only_targets else ""
     name = f"speed_{part}{args.device.replace(':', '')}" + ("_quick" if args.quick else "")
-    command = command or "python benchmarks/bench_speed.py"
+    command = command or " ".join(["python benchmarks/bench_speed.py", *sys.argv[1:]])
     path = C.write_results(records, name, markdown(records, ctx, command))
     print(f"wrote {path} and {path.with_suffix('.md')}")
     return records
