@@ -250,9 +250,8 @@ class DivergenceGuard(Callback):
         if not math.isfinite(loss):
             self.fail(net, f"the training loss became {loss}")
 
-    def on_train_end(self, net, **kwargs):
-        # each loss is measured before its step, so non-finite weights show up in the next
-        # batch's loss; only the last step of a call can leave them behind a finite loss
+    def on_epoch_end(self, net, **kwargs):
+        # each loss is measured before its step: the last step can leave non-finite weights
         finite = torch.stack([torch.isfinite(p).all() for p in net.module_.parameters()]).all()
         if not bool(finite):
             self.fail(net, "the weights became non-finite")
@@ -291,10 +290,15 @@ _BATCH_HOOKS = frozenset({"on_batch_begin", "on_batch_end", "on_grad_computed"})
 
 
 def _is_plain_sgd(optimizer):
-    """Whether ``optimizer`` is ``torch.optim.SGD`` without dampening, Nesterov, maximisation or
-    hooks: the update ``_sgd_update`` performs."""
-    if type(optimizer) is not torch.optim.SGD or optimizer._optimizer_step_pre_hooks \
-            or optimizer._optimizer_step_post_hooks:
+    """Whether ``optimizer`` is ``torch.optim.SGD`` without dampening, Nesterov, maximisation,
+    step hooks (its own or global ones) or a wrapped ``step`` (a learning-rate scheduler tracks
+    the steps that way): the update ``_sgd_update`` performs, with nothing watching ``step``."""
+    if type(optimizer) is not torch.optim.SGD or "step" in vars(optimizer) \
+            or optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks:
+        return False
+    from torch.optim import optimizer as torch_optimizer
+    if getattr(torch_optimizer, "_global_optimizer_pre_hooks", None) \
+            or getattr(torch_optimizer, "_global_optimizer_post_hooks", None):
         return False
     return all(not g["nesterov"] and not g["maximize"] and g["dampening"] == 0 for g in optimizer.param_groups)
 
@@ -371,38 +375,45 @@ class _Net(NeuralNet):
 
     def _lean_epoch(self):
         """Whether a training epoch may skip the per-batch hooks and records: no callback but
-        the divergence guard listens to them, and the step is ours (not Accelerate's)."""
+        our divergence guard listens to them, and the step is ``_Net.train_step`` (not
+        Accelerate's, which overrides it)."""
         if type(self).train_step is not _Net.train_step:
             return False
         if self._listeners("on_batch_begin") or self._listeners("on_grad_computed"):
             return False
-        return all(isinstance(cb, DivergenceGuard) for cb in self._listeners("on_batch_end"))
+        return all(type(cb) is DivergenceGuard for cb in self._listeners("on_batch_end"))
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         """A training epoch without a host round trip per batch.
 
         skorch reads each batch's loss back as a Python float (on CUDA, a synchronisation per
         batch) and records it with its hooks. When nothing but the divergence guard listens,
-        the losses stay on the device and are summed once at the end of the epoch, recorded as
-        one batch of all the epoch's rows: the epoch's mean loss is the same, and a non-finite
-        loss anywhere in the epoch still fails with ``DivergenceError``.
+        the losses are written into one float64 buffer on the device (8 bytes a batch) and
+        read back once, as the size-weighted mean, recorded as one batch of all the epoch's
+        rows: the epoch's mean loss is the same, and a non-finite loss anywhere in the epoch
+        still fails with ``DivergenceError``.
         """
         if not training or iterator is None or fit_params or not self._lean_epoch():
             return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
-        losses, sizes = [], []
+        losses, sizes = None, []
         for batch in iterator:
-            losses.append(step_fn(batch)["loss"].detach())
+            loss = step_fn(batch)["loss"].detach()
+            if losses is None:
+                losses = torch.empty(len(iterator), dtype=torch.float64, device=loss.device)
+            losses[len(sizes)] = loss
             sizes.append(len(batch[0]))
         self.history.record(prefix + "_batch_count", len(sizes))
         if not sizes:
             return
-        weights = torch.tensor(sizes, dtype=torch.float64, device=losses[0].device)
-        mean = float(torch.stack(losses).to(torch.float64) @ weights) / sum(sizes)
+        weights = torch.tensor(sizes, dtype=torch.float64, device=losses.device)
+        mean = float(losses[:len(sizes)] @ weights) / sum(sizes)
         self.history.new_batch()
         self.history.record_batch(prefix + "_loss", mean)
         self.history.record_batch(prefix + "_batch_size", sum(sizes))
         if not math.isfinite(mean):
-            dict(self.callbacks_)["divergence_guard"].fail(self, f"the training loss became {mean}")
+            for _, cb in self.callbacks_:
+                if type(cb) is DivergenceGuard:
+                    cb.fail(self, f"the training loss became {mean}")
 
     def train_step(self, batch, **fit_params):
         """One optimizer step: skorch's, minus the closure and the gradient hook when no

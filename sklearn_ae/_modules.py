@@ -375,20 +375,34 @@ class RBM(nn.Module):
 
     @torch.no_grad()
     def train_step_gradients(self, v):
-        """One training step's gradients, written to ``.grad`` without building a graph.
+        """One training step's gradients, added to ``.grad`` without building a graph.
 
-        The same values as ``forward`` followed by ``FreeEnergyGap`` and ``backward``
-        (minus the CD-k / PCD estimate of the log-likelihood gradient, averaged over the
-        batch), at a fraction of the per-step cost on small batches. Returns ``(gap, loss)``:
-        the per-sample free-energy gap and its mean.
+        The values that ``forward`` followed by ``FreeEnergyGap`` and ``backward`` give (minus
+        the CD-k / PCD estimate of the log-likelihood gradient, averaged over the batch), up to
+        float rounding, at a fraction of the per-step cost on small batches. As with
+        ``backward``, a parameter that does not require a gradient (frozen) gets none, and an
+        existing gradient is added to. Returns ``(gap, loss)``: the per-sample free-energy gap
+        and its mean.
         """
         x_data, h_data, v_model, x_model, h_model = self._phases(v)
         scale = 1.0 / v.shape[0]
-        self.weight.grad = torch.addmm(v_model.T @ h_model, v.T, h_data, beta=scale, alpha=-scale)
-        self.hidden_bias.grad = (h_model - h_data).mean(0)
-        self.visible_bias.grad = (v_model - v).mean(0)
+        weight, hidden_bias, visible_bias = self.weight, self.hidden_bias, self.visible_bias
+        if weight.requires_grad:
+            _add_grad(weight, torch.addmm(v_model.T @ h_model, v.T, h_data, beta=scale, alpha=-scale))
+        if hidden_bias.requires_grad:
+            _add_grad(hidden_bias, (h_model - h_data).mean(0))
+        if visible_bias.requires_grad:
+            _add_grad(visible_bias, (v_model - v).mean(0))
         gap = self._gap(v, x_data, v_model, x_model)
         return gap, gap.mean()
+
+
+def _add_grad(param, grad):
+    """Accumulate ``grad`` into ``param.grad``, as ``backward`` does."""
+    if param.grad is None:
+        param.grad = grad
+    else:
+        param.grad.add_(grad)
 
 
 class FreeEnergyGap(nn.Module):

@@ -120,3 +120,36 @@ def test_lean_epoch_weights_the_last_short_batch():
     stock = AutoencoderTransformer(**common, callbacks=[("seen", _Seen())]).fit(X)
     np.testing.assert_allclose(lean.loss_curve_, stock.loss_curve_, rtol=1e-6)
     assert lean.net_._lean_epoch() and not stock.net_._lean_epoch()
+
+
+def test_frozen_rbm_parameters_stay_put():
+    """The RBM's closed-form step gives no gradient to a parameter that does not require one,
+    as backward() would not: under skorch's Freezer the weights after one epoch and after two
+    are the same (the initial ones), while the biases and an unfrozen run move."""
+    from skorch.callbacks import Freezer
+
+    X = np.random.default_rng(0).random((100, 6)).astype(np.float32)
+
+    def fit(epochs, callbacks=None):
+        return BernoulliRBMStack(n_components=3, batch_size=20, max_iter=epochs, tol=0.0, device="cpu",
+                                 random_state=0, callbacks=callbacks).fit(X)
+
+    one = fit(1, [("freeze", Freezer("weight"))])
+    two = fit(2, [("freeze", Freezer("weight"))])
+    np.testing.assert_array_equal(one.coefs_[0], two.coefs_[0])
+    assert not np.allclose(one.intercepts_hidden_[0], two.intercepts_hidden_[0])
+    assert not np.allclose(fit(1).coefs_[0], one.coefs_[0])
+
+
+def test_scheduler_sees_the_optimizer_step():
+    """A learning-rate scheduler wraps ``optimizer.step``; the plain-SGD shortcut then steps
+    aside, so torch sees every step (no "scheduler before optimizer" warning)."""
+    import warnings
+
+    from skorch.callbacks import LRScheduler
+
+    X = np.random.default_rng(0).random((100, 6)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        BernoulliRBMStack(n_components=3, batch_size=20, max_iter=3, device="cpu", random_state=0,
+                          callbacks=[("lr", LRScheduler(policy="StepLR", step_size=1))]).fit(X)
