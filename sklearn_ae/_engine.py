@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 import torch
 from sklearn.exceptions import ConvergenceWarning
+from torch.optim import optimizer as torch_optimizer
 from skorch import NeuralNet
 from skorch.callbacks import Callback, ProgressBar
 from skorch.hf import AccelerateMixin
@@ -296,7 +297,6 @@ def _is_plain_sgd(optimizer):
     if type(optimizer) is not torch.optim.SGD or "step" in vars(optimizer) \
             or optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks:
         return False
-    from torch.optim import optimizer as torch_optimizer
     if getattr(torch_optimizer, "_global_optimizer_pre_hooks", None) \
             or getattr(torch_optimizer, "_global_optimizer_post_hooks", None):
         return False
