@@ -153,3 +153,22 @@ def test_scheduler_sees_the_optimizer_step():
         warnings.simplefilter("error", UserWarning)
         BernoulliRBMStack(n_components=3, batch_size=20, max_iter=3, device="cpu", random_state=0,
                           callbacks=[("lr", LRScheduler(policy="StepLR", step_size=1))]).fit(X)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("make", [
+    lambda device, cbs: AutoencoderTransformer(n_components=2, hidden_layer_sizes=(8,), batch_size=16, max_iter=3,
+                                               tol=0.0, device=device, random_state=0, callbacks=cbs),
+    lambda device, cbs: BernoulliRBMStack(n_components=3, batch_size=16, max_iter=3, momentum=0.5, device=device,
+                                          random_state=0, callbacks=cbs),
+])
+def test_lean_epoch_on_cuda_matches_skorchs_loop(make):
+    """On CUDA the epoch's losses stay on the device until its end; the recorded losses equal
+    those of skorch's loop (a listener forces it), which reads each batch back."""
+    X = np.random.default_rng(0).random((100, 6)).astype(np.float32)
+    lean, stock = make("cuda", None).fit(X), make("cuda", [("seen", _Seen())]).fit(X)
+    nets = [(a, b) for a, b in zip(getattr(lean, "nets_", [getattr(lean, "net_", None)]),
+                                   getattr(stock, "nets_", [getattr(stock, "net_", None)]))]
+    for a, b in nets:
+        np.testing.assert_allclose(a.history[:, "train_loss"], b.history[:, "train_loss"], rtol=1e-5)
+        assert a._lean_epoch() and not b._lean_epoch()
