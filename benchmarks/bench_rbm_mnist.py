@@ -17,6 +17,7 @@ On a CPU-only machine the full training (CD-25, many epochs) is out of reach; ``
 """
 
 import argparse
+import sys
 import warnings
 
 import numpy as np
@@ -107,7 +108,7 @@ def write(args, ctx, records, command):
     lls = [r for r in records if r["metric"] == "test_log_likelihood_nats"]
     name = f"rbm_mnist_{args.device.replace(':', '')}" + ("_quick" if args.quick else "")
     text = C.header_lines(ctx, "Quality: RBM test log-likelihood on binarized MNIST (AIS)",
-                          command or "python benchmarks/bench_rbm_mnist.py")
+                          command or " ".join(["python benchmarks/bench_rbm_mnist.py", *sys.argv[1:]]))
     text += __doc__.split("\n\n", 1)[1] + "\n"
     text += C.md_table(
         ["case", "betas", "log Z", "stderr", "log-weight sd", "ESS", "test LL (nats)", "published",
