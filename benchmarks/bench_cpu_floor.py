@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 import _common as C
+from bench_speed import mirror_mlp
 
 SUITE = "speed"
 
@@ -131,13 +132,7 @@ def bare_rbm(X, n_hidden, learning_rate, batch_size, epochs, seed=0, with_loss=F
 def bare_autoencoder(X, sizes, batch_size, epochs, seed=0):
     """Forward, MSE, backward and fused Adam over pre-sliced batches: torch's floor for this net."""
     torch.manual_seed(seed)
-    layers = []
-    full = list(sizes) + list(sizes[-2::-1])
-    for i, (a, b) in enumerate(zip(full[:-1], full[1:])):
-        layers.append(nn.Linear(a, b))
-        if i not in (len(sizes) - 2, len(full) - 2):  # linear code and output
-            layers.append(nn.Tanh())
-    net = nn.Sequential(*layers)
+    net = mirror_mlp(sizes, activation=nn.Tanh)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4, fused=True)
     X = torch.from_numpy(X)
     gen = torch.Generator().manual_seed(seed)

@@ -410,10 +410,7 @@ class _Net(NeuralNet):
         self.history.new_batch()
         self.history.record_batch(prefix + "_loss", mean)
         self.history.record_batch(prefix + "_batch_size", sum(sizes))
-        if not math.isfinite(mean):
-            for _, cb in self.callbacks_:
-                if type(cb) is DivergenceGuard:
-                    cb.fail(self, f"the training loss became {mean}")
+        self.notify("on_batch_end", batch=None, training=True)  # the guard checks the recorded loss
 
     def train_step(self, batch, **fit_params):
         """One optimizer step: skorch's, minus the closure and the gradient hook when no

@@ -329,13 +329,11 @@ class RBM(nn.Module):
 
         Returns the hidden pre-activations and probabilities at the data (``x_data``,
         ``h_data``), the chain's visible sample ``v_model`` and the hidden pre-activations and
-        probabilities there (``x_model``, ``h_model``). Runs without autograd; a persistent
-        chain advances only in training mode.
+        probabilities there (``x_model``, ``h_model``). Called under ``torch.no_grad()``; a
+        persistent chain advances only in training mode.
         """
-        weight, hidden_bias, visible_bias = self.weight.detach(), self.hidden_bias.detach(), self.visible_bias
-        gen = self._generator
-        if gen is None or gen.device != v.device:
-            gen = self.generator(v.device)
+        weight, hidden_bias, visible_bias = self.weight, self.hidden_bias, self.visible_bias
+        gen = self.generator(v.device)
         n = v.shape[0]
         x_data = torch.addmm(hidden_bias, v, weight)  # (batch, n_hidden)
         h_data = torch.sigmoid(x_data)
@@ -351,7 +349,6 @@ class RBM(nn.Module):
             h = chain[:n]
         else:  # CD-k: the chain starts at the data
             h = self.bernoulli(h_data, gen)
-        visible_bias = visible_bias.detach()
         for _ in range(self.n_gibbs_steps):
             v_model = self.bernoulli(torch.sigmoid(torch.addmm(visible_bias, h, weight.T)), gen)
             x_model = torch.addmm(hidden_bias, v_model, weight)
@@ -362,9 +359,10 @@ class RBM(nn.Module):
         return x_data, h_data, v_model, x_model, h_model
 
     def _gap(self, v, x_data, v_model, x_model):
-        """Per-sample F(v) - F(v_model) from the pre-activations of both phases."""
+        """Per-sample F(v) - F(v_model) from the pre-activations of both phases (under
+        ``torch.no_grad()``)."""
         softplus = nn.functional.softplus
-        return (v_model - v) @ self.visible_bias.detach() + softplus(x_model).sum(1) - softplus(x_data).sum(1)
+        return (v_model - v) @ self.visible_bias + softplus(x_model).sum(1) - softplus(x_data).sum(1)
 
     def forward(self, v):
         with torch.no_grad():
