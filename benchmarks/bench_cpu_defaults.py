@@ -12,11 +12,9 @@ no early stop. Usage: ``python benchmarks/bench_cpu_defaults.py [--repeats 5]``.
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
@@ -29,30 +27,14 @@ def main():
     args = parser.parse_args()
 
     from sklearn.datasets import load_digits
-    from sklearn.neural_network import MLPRegressor
 
-    from sklearn_ae import AutoencoderTransformer
+    from bench_speed import digits_autoencoder_fits
 
     ctx = C.context("cpu")
     X0 = load_digits().data / 16.0
     epochs = args.epochs
-
-    def ours(X):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            _ours(X)
-
-    def _ours(X):
-        AutoencoderTransformer(n_components=8, hidden_layer_sizes=(128, 64), activation="tanh",
-                               batch_size=200, max_iter=epochs, tol=0.0, n_iter_no_change=10**6,
-                               random_state=0, device="cpu").fit(X)
-
-    def mlp(X):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            MLPRegressor(hidden_layer_sizes=(128, 64, 8, 64, 128), activation="tanh",
-                         batch_size=200, max_iter=epochs, tol=0.0, n_iter_no_change=10**6,
-                         random_state=0).fit(X, X)
+    fits = digits_autoencoder_fits(epochs, 0)
+    ours, mlp = fits["AutoencoderTransformer"], fits["sklearn MLPRegressor"]
 
     records, rows = [], []
     for dtype in (np.float32, np.float64):

@@ -28,14 +28,13 @@ torch's, and the table says by how much.
 import argparse
 import sys
 import time
-import warnings
 
 import numpy as np
 import torch
 from torch import nn
 
 import _common as C
-from bench_speed import mirror_mlp
+from bench_speed import digits_autoencoder_fits, mirror_mlp
 
 SUITE = "speed"
 
@@ -147,11 +146,10 @@ def bare_autoencoder(X, sizes, batch_size, epochs, seed=0):
 
 def floors(ctx, repeats):
     from sklearn.datasets import load_digits
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import BernoulliRBM, MLPRegressor
+    from sklearn.neural_network import BernoulliRBM
 
     from bench_rbm_mnist import nudged_digits
-    from sklearn_ae import AutoencoderTransformer, BernoulliRBMStack
+    from sklearn_ae import BernoulliRBMStack
 
     records, rows = [], []
     X_rbm = np.ascontiguousarray(nudged_digits()[0])
@@ -164,22 +162,10 @@ def floors(ctx, repeats):
                                                           max_iter=10, random_state=0, device="cpu").fit(X_rbm)}
     X_ae = (load_digits().data / 16.0).astype(np.float32)
     ae_case = "digits 1797x64 64-128-64-8 tanh bs200 50 epochs float32"
-
-    def mlp():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            MLPRegressor(hidden_layer_sizes=(128, 64, 8, 64, 128), activation="tanh", batch_size=200, max_iter=50,
-                         tol=0.0, n_iter_no_change=10**6, random_state=0).fit(X_ae, X_ae)
-
-    def ours():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            AutoencoderTransformer(n_components=8, hidden_layer_sizes=(128, 64), activation="tanh", batch_size=200,
-                                   max_iter=50, tol=0.0, n_iter_no_change=10**6, random_state=0, device="cpu").fit(X_ae)
-
-    ae = {"sklearn MLPRegressor": mlp,
+    fits = digits_autoencoder_fits(50, 0)
+    ae = {"sklearn MLPRegressor": lambda: fits["sklearn MLPRegressor"](X_ae),
           "bare PyTorch loop": lambda: bare_autoencoder(X_ae, (64, 128, 64, 8), 200, 50),
-          "AutoencoderTransformer": ours}
+          "AutoencoderTransformer": lambda: fits["AutoencoderTransformer"](X_ae)}
     for case, impls, anchor in ((rbm_case, rbm, "sklearn BernoulliRBM"), (ae_case, ae, "sklearn MLPRegressor")):
         med = interleaved(list(impls.items()), repeats)
         for name, t in med.items():

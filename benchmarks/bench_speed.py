@@ -117,6 +117,35 @@ def _bare_torch_fit(X, sizes, batch_size, epochs, device, seed):
     return module
 
 
+def digits_autoencoder_fits(epochs, seed, found=None):
+    """The CPU target's pair on digits, name -> ``fit(X)``: our ``AutoencoderTransformer`` (when
+    ``found``, the classes sklearn_ae has, includes it) and ``MLPRegressor(X -> X)``, the same
+    network (64-128-64-8 tanh and mirror), Adam, batch 200, ``epochs`` epochs, no early stop."""
+    from sklearn.neural_network import MLPRegressor
+
+    found = C.ours() if found is None else found
+    fits = {}
+    if "AutoencoderTransformer" in found:
+        cls = found["AutoencoderTransformer"]
+
+        def ours(X):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ConvergenceWarning after the fixed epochs
+                return cls(n_components=8, hidden_layer_sizes=(128, 64), activation="tanh", batch_size=200,
+                           max_iter=epochs, tol=0.0, n_iter_no_change=10 ** 6, random_state=seed,
+                           device="cpu").fit(X)
+        fits["AutoencoderTransformer"] = ours
+
+    def mlp(X):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return MLPRegressor(hidden_layer_sizes=(128, 64, 8, 64, 128), activation="tanh", solver="adam",
+                                batch_size=200, max_iter=epochs, tol=0.0, n_iter_no_change=10 ** 6,
+                                random_state=seed).fit(X, X)
+    fits["sklearn MLPRegressor"] = mlp
+    return fits
+
+
 # ------------------------------------------------------------------ implementations per case
 class Impl:
     """One implementation in a case: ``fit(X)`` returns the fitted object; ``infer`` maps a method
@@ -318,7 +347,7 @@ def speed_cases(ctx, args):
 def cpu_targets(ctx, args):
     """The two CPU targets on digits: fit wall time, ours against scikit-learn's."""
     from sklearn.datasets import load_digits
-    from sklearn.neural_network import BernoulliRBM, MLPRegressor
+    from sklearn.neural_network import BernoulliRBM
 
     X = load_digits().data.astype(np.float32) / 16.0
     seed = args.seed
@@ -326,21 +355,7 @@ def cpu_targets(ctx, args):
     epochs = 20 if args.quick else 50
     found = C.ours()
     out = []
-    impls = []
-    if "AutoencoderTransformer" in found:
-        cls = found["AutoencoderTransformer"]
-        impls.append(Impl("AutoencoderTransformer", lambda X: cls(
-            n_components=8, hidden_layer_sizes=(128, 64), activation="tanh", batch_size=200,
-            max_iter=epochs, tol=0.0, n_iter_no_change=10 ** 6, random_state=seed,
-            device="cpu").fit(X), device="cpu"))
-
-    def fit_mlp(X):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return MLPRegressor(hidden_layer_sizes=(128, 64, 8, 64, 128), activation="tanh",
-                                solver="adam", batch_size=200, max_iter=epochs, tol=0.0,
-                                n_iter_no_change=10 ** 6, random_state=seed).fit(X, X)
-    impls.append(Impl("sklearn MLPRegressor", fit_mlp, device="cpu"))
+    impls = [Impl(name, fit, device="cpu") for name, fit in digits_autoencoder_fits(epochs, seed, found).items()]
     case = f"digits 1797x64 64-128-64-8 tanh bs200 {epochs} epochs"
     out += measure(ctx, case, impls, X, X, epochs, repeats, {"family": "target", "target": True})
 
