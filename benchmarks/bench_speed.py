@@ -261,9 +261,18 @@ def rbm_impls(n_visible, n_hidden, batch_size, epochs, device, seed, learning_ra
 
 
 # ------------------------------------------------------------------------------ measuring
-def measure(ctx, case, impls, X_fit, X_infer, epochs, repeats, extra):
-    """Round-robin ``repeats`` timed fits of every implementation, then inference timings."""
+def measure(ctx, case, impls, X_fit, X_infer, epochs, repeats, extra, cpu_rows=None):
+    """Round-robin ``repeats`` timed fits of every implementation, then inference timings.
+
+    ``cpu_rows``: in a GPU run, the CPU anchors (scikit-learn) fit and infer on the first
+    ``cpu_rows`` rows only (a rate needs enough batches, not every row); each record says how many.
+    """
     out = []
+
+    def rows_for(impl, X):
+        on_cpu_beside_gpu = impl.device == "cpu" and ctx["device"] != "cpu"
+        return X[:cpu_rows] if cpu_rows and on_cpu_beside_gpu else X
+
     warm = X_fit[:min(len(X_fit), 2 * max(128, extra.get("batch_size", 128)))]
     for impl in impls:  # warm-up: lazy initialisation, first-call costs
         impl.fit(warm)
@@ -271,21 +280,22 @@ def measure(ctx, case, impls, X_fit, X_infer, epochs, repeats, extra):
     fitted = {}
     for _ in range(repeats):
         for impl in impls:
-            seconds, model = C.timed(lambda: impl.fit(X_fit), impl.device or ctx["device"])
+            seconds, model = C.timed(lambda: impl.fit(rows_for(impl, X_fit)), impl.device or ctx["device"])
             times[impl.name].append(seconds)
             fitted[impl.name] = model
     for impl in impls:
         dev = impl.device or ctx["device"]
         t = C.median(times[impl.name])
         ep = 1 if impl.name == "sklearn PCA" else epochs
-        common = dict(rows_timed=len(X_fit), epochs=ep, repeats=repeats,
+        n_fit = len(rows_for(impl, X_fit))
+        common = dict(rows_timed=n_fit, epochs=ep, repeats=repeats,
                       seconds=times[impl.name], note=impl.note, **extra)
         out.append(C.record({**ctx, "device": dev, "machine": C.machine(dev)}, SUITE, case, impl.name, "train_samples_per_s",
-                            len(X_fit) * ep / t, **common))
+                            n_fit * ep / t, **common))
         out.append(C.record({**ctx, "device": dev, "machine": C.machine(dev)}, SUITE, case, impl.name, "fit_seconds", t,
                             **common))
         for method, fn in impl.infer.items():
-            Xi = X_infer[:impl.infer_rows.get(method, len(X_infer))]
+            Xi = rows_for(impl, X_infer)[:impl.infer_rows.get(method, len(X_infer))]
             secs = []
             for _ in range(repeats):
                 s, _ = C.timed(lambda: fn(fitted[impl.name], Xi), dev)
@@ -307,24 +317,24 @@ def tabular_data(seed, n=10_000, d=64, rank=8):
     return X.astype(np.float32)
 
 
-def speed_cases(ctx, args):
+def speed_cases(ctx, args, flush):
+    """Every case in turn, each case's records handed to ``flush`` as soon as it is measured."""
     device = ctx["device"]
     on_gpu = device.startswith("cuda")
     seed = args.seed
     epochs = args.epochs or (2 if args.quick else 3)
     repeats = args.repeats or (2 if args.quick else 3)
-    out = []
 
     # tabular: 10,000 x 64, one hidden layer of 32
     X = tabular_data(seed)
     X01 = (X - X.min(0)) / (X.max(0) - X.min(0))
     for bs in [] if args.skip_tabular else args.batch_sizes:
         case = f"10000x64 64-32 bs{bs}"
-        out += measure(ctx, case, ae_impls((64, 32), bs, epochs, device, seed), X, X, epochs,
-                       repeats, {"family": "autoencoder", "batch_size": bs})
+        flush(measure(ctx, case, ae_impls((64, 32), bs, epochs, device, seed), X, X, epochs,
+                      repeats, {"family": "autoencoder", "batch_size": bs}))
         case = f"10000x64 RBM 64-32 bs{bs}"
-        out += measure(ctx, case, rbm_impls(64, 32, bs, epochs, device, seed), X01, X01, epochs,
-                       repeats, {"family": "rbm", "batch_size": bs})
+        flush(measure(ctx, case, rbm_impls(64, 32, bs, epochs, device, seed), X01, X01, epochs,
+                      repeats, {"family": "rbm", "batch_size": bs}))
 
     # MNIST-sized: 60,000 x 784 binarized MNIST
     if not args.skip_mnist:
@@ -336,12 +346,13 @@ def speed_cases(ctx, args):
             rows_infer = len(X) if on_gpu else min(len(X), args.cpu_rows)
             ep = epochs if on_gpu else 1
             case = f"60000x784 784-1000-500-250-30 bs{bs}"
-            out += measure(ctx, case, ae_impls((784, 1000, 500, 250, 30), bs, ep, device, seed),
-                           X[:rows], X[:rows_infer], ep, repeats, {"family": "autoencoder", "batch_size": bs})
+            flush(measure(ctx, case, ae_impls((784, 1000, 500, 250, 30), bs, ep, device, seed),
+                          X[:rows], X[:rows_infer], ep, repeats, {"family": "autoencoder", "batch_size": bs},
+                          cpu_rows=args.cpu_anchor_rows))
             case = f"60000x784 RBM 784-500 bs{bs}"
-            out += measure(ctx, case, rbm_impls(784, 500, bs, ep, device, seed), X[:rows],
-                           X[:rows_infer], ep, repeats, {"family": "rbm", "batch_size": bs})
-    return out
+            flush(measure(ctx, case, rbm_impls(784, 500, bs, ep, device, seed), X[:rows],
+                          X[:rows_infer], ep, repeats, {"family": "rbm", "batch_size": bs},
+                          cpu_rows=args.cpu_anchor_rows))
 
 
 def cpu_targets(ctx, args):
@@ -512,12 +523,15 @@ def add_arguments(parser):
                         help="MNIST-sized case on the CPU: at most this many rows timed")
     parser.add_argument("--memory-rows", type=int, default=None,
                         help="rows of the memory-mapped peak-memory case (default 1,000,000)")
+    parser.add_argument("--cpu-anchor-rows", type=int, default=None,
+                        help="GPU runs: the scikit-learn anchors of the MNIST-sized case fit on this many rows")
     parser.add_argument("--skip-mnist", action="store_true")
     parser.add_argument("--skip-tabular", action="store_true")
     parser.add_argument("--memory-only", default=None, metavar="JSON",
                         help=argparse.SUPPRESS)  # the child process of the peak-memory case
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-targets", action="store_true")
+    parser.add_argument("--name", default=None, help="results file name (default speed_[part_]<device>[_quick])")
 
 
 def run(args, command=None):
@@ -532,22 +546,27 @@ def run(args, command=None):
     if args.memory_rows is None:
         args.memory_rows = 1_000_000
     ctx = C.context(args.device)
-    records = []
-    if not args.skip_targets and not args.memory_only:
-        records += cpu_targets(ctx, args)
-    if not args.memory_only:
-        records += speed_cases(ctx, args)
     if args.memory_only:
         peak_memory(ctx, args)
         return []
-    if not args.skip_memory:
-        records += peak_memory_in_child(args)
     only_memory = args.skip_targets and args.skip_mnist and args.skip_tabular
     only_targets = args.skip_memory and args.skip_mnist and args.skip_tabular
     part = "memory_" if only_memory else "targets_" if only_targets else ""
-    name = f"speed_{part}{args.device.replace(':', '')}" + ("_quick" if args.quick else "")
+    name = args.name or f"speed_{part}{args.device.replace(':', '')}" + ("_quick" if args.quick else "")
     command = command or " ".join(["python benchmarks/bench_speed.py", *sys.argv[1:]])
-    path = C.write_results(records, name, markdown(records, ctx, command))
+    records = []
+
+    def flush(new):
+        """Keep what is measured so far on disk: a run cut short still leaves its records."""
+        records.extend(new)
+        return C.write_results(records, name, markdown(records, ctx, command))
+
+    if not args.skip_targets:
+        flush(cpu_targets(ctx, args))
+    speed_cases(ctx, args, flush)
+    if not args.skip_memory:
+        flush(peak_memory_in_child(args))
+    path = flush([])
     print(f"wrote {path} and {path.with_suffix('.md')}")
     return records
 

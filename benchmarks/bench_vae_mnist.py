@@ -57,6 +57,8 @@ def add_arguments(parser):
                         help="importance samples for the whole test set when --n-test takes a subset")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--time-budget", type=float, default=None,
+                        help="stop training once the epochs have taken this many seconds")
     parser.add_argument("--skip-mnist", action="store_true")
     parser.add_argument("--skip-digits", action="store_true")
     parser.add_argument("--name", default=None,
@@ -98,15 +100,19 @@ def mnist_records(args, ctx):
         curve.append(valid_elbo)
         print(f"  epoch {epoch:4d}  train loss {vae.loss_curve_[-1]:8.3f}  valid ELBO "
               f"{valid_elbo:8.3f}  ({seconds:.1f}s)", flush=True)
+        stopped_by = f"max epochs ({epochs})"
         if valid_elbo > best_elbo:
             best, best_elbo, since = pickle.dumps(vae), valid_elbo, 0
         else:
             since += 1
             if since >= args.patience:
+                stopped_by = "early stopping"
                 break
+        if args.time_budget is not None and train_s >= args.time_budget:
+            stopped_by = f"time budget ({args.time_budget:g} s of training)"
+            break
     vae = pickle.loads(best)
     best_epoch = int(np.argmax(curve)) + 1
-    stopped_by = "early stopping" if since >= args.patience else f"max epochs ({epochs})"
     vae.set_params(n_importance_samples=args.k)
     eval_s, test_ll = C.timed(lambda: vae.score_samples(X_test), args.device)
     vae.set_params(n_importance_samples=100)
