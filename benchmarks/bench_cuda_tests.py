@@ -10,6 +10,7 @@ the pass / fail / skip / error counts and the names of the failures, with the GP
 """
 
 import argparse
+import importlib.util
 import subprocess
 import sys
 import tempfile
@@ -49,7 +50,9 @@ def run(args):
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "junit.xml"
         cmd = [sys.executable, "-m", "pytest", *args.paths, "-k", args.select, "-q", "-rfEs",
-               "-p", "no:cacheprovider", f"--junitxml={report}"]
+               "-p", "no:cacheprovider", f"--junitxml={report}", "--durations=10"]
+        if args.workers > 1 and importlib.util.find_spec("xdist") is not None:
+            cmd += ["-n", str(args.workers)]  # pytest-xdist: independent tests, room on the GPU
         print("running:", " ".join(cmd), flush=True)
         start = time.perf_counter()
         try:
@@ -70,7 +73,7 @@ def run(args):
                          f"{seconds:.0f}", timed_out]])
     if failures:
         text += "\nFailures:\n\n" + "".join(f"- `{f}`\n" for f in failures)
-    name = f"cuda_tests_{device.replace(':', '')}"
+    name = args.name or f"cuda_tests_{device.replace(':', '')}"
     path = C.write_results(records, name, text)
     print(f"{counts} in {seconds:.0f}s{' (timed out)' if timed_out else ''}; wrote {path}", flush=True)
     return records
@@ -81,6 +84,8 @@ def main(argv=None):
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--select", default="cuda or gpu", help="pytest -k expression")
     parser.add_argument("--timeout", type=float, default=150, help="seconds before the run is cut")
+    parser.add_argument("--name", default=None, help="results file name (default cuda_tests_<device>)")
+    parser.add_argument("--workers", type=int, default=1, help="pytest-xdist workers (-n)")
     parser.add_argument("paths", nargs="*", default=["tests"])
     return run(parser.parse_args(argv))
 

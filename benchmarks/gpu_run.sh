@@ -96,7 +96,8 @@ fi
 
 B=benchmarks
 if [ "$mode" = smoke ]; then
-    part tests 60 $PY $B/bench_cuda_tests.py --device $DEV --timeout 45 tests/test_autoencoder.py
+    part tests 60 $PY $B/bench_cuda_tests.py --device $DEV --timeout 45 --workers 8 \
+        --name cuda_tests_${TAG}_smoke tests/test_autoencoder.py
     part speed 40 $PY $B/bench_speed.py --device $DEV --skip-mnist --skip-targets --skip-memory \
         --epochs 1 --repeats 1 --batch-sizes 1024 --name speed_${TAG}_smoke
     part rbm 30 $PY $B/bench_rbm_mnist.py --device $DEV --train-rows 2000 --epochs 1 \
@@ -104,7 +105,7 @@ if [ "$mode" = smoke ]; then
     part vae 30 $PY $B/bench_vae_mnist.py --device $DEV --skip-digits --epochs 1 --n-test 500 \
         --k 100 --k-full 10 --name vae_${TAG}_smoke
 else
-    part tests 90 $PY $B/bench_cuda_tests.py --device $DEV --timeout 75
+    part tests 120 $PY $B/bench_cuda_tests.py --device $DEV --timeout 105 --workers 8
     part speed 140 $PY $B/bench_speed.py --device $DEV --skip-tabular --skip-targets --skip-memory \
         --epochs 1 --repeats 2 --cpu-anchor-rows 8192 --name speed_${TAG}
     part rbm 120 $PY $B/bench_rbm_mnist.py --device $DEV --gibbs-steps 25 --epochs 1000 \

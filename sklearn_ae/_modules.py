@@ -198,7 +198,7 @@ class GaussianVAE(nn.Module):
             gen = torch.Generator(device=device)
             state = self.__dict__.pop("_noise_state", None)
             if state is not None and state[0] == device.type:
-                gen.set_state(state[1])
+                gen.set_state(state[1].cpu())  # a state dict loaded onto CUDA moves it there
             else:
                 gen.manual_seed(self.noise_seed)
             self._noise = gen
@@ -289,7 +289,7 @@ class RBM(nn.Module):
             gen = torch.Generator(device=device)
             state = self._generator_state
             if state is not None and state[0] == device.type:
-                gen.set_state(state[1])
+                gen.set_state(state[1].cpu())  # a state dict loaded onto CUDA moves it there
             else:
                 gen.manual_seed(self.seed)
             self._generator, self._generator_state = gen, None

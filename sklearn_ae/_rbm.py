@@ -566,9 +566,10 @@ class BernoulliRBMStack(BaseNeuralEstimator):
 
         device = self._device_()
         n_samples = self.n_importance_samples
-        generator = torch.Generator(device=device).manual_seed(self._bound_seed)
-        uniforms = [torch.rand(n_samples, coef.shape[1], generator=generator, device=device,
-                               dtype=torch.float64) for coef in self.coefs_[:-1]]
+        # drawn on the CPU, then moved: the same draws, so the same scores, on every device
+        generator = torch.Generator().manual_seed(self._bound_seed)
+        uniforms = [torch.rand(n_samples, coef.shape[1], generator=generator,
+                               dtype=torch.float64).to(device) for coef in self.coefs_[:-1]]
 
         def bound(layers, x):
             uni = [u.to(x.dtype) for u in uniforms]
