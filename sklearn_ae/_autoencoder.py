@@ -153,17 +153,12 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
     _rbm_pretraining_params = dict(learning_rate=0.1, momentum=0.5, alpha=2e-4, batch_size=100,
                                    max_iter=20, persistent=False, n_gibbs_steps=1)
 
-    def _train(self, X, incremental):
-        fresh = not hasattr(self, "net_") or not (incremental or self.warm_start)
-        if fresh:
-            self._pretrained_stack = None
-            if self.pretraining is not None:
-                self._pretrained_stack = self._pretrain(X)
-            self.pretrained_ = self._pretrained_stack
-        try:
-            super()._train(X, incremental)
-        finally:
-            self._pretrained_stack = None
+    def _stages(self, data, ctx):
+        """RBM pretraining (a nested fit of a ``BernoulliRBMStack``, in the same fit session, so
+        that a Ctrl-C ends it and the fine-tuning), then the autoencoder's own training."""
+        if ctx.fresh:
+            self.pretrained_ = None if self.pretraining is None else self._pretrain(ctx.X)
+        yield from super()._stages(data, ctx)
 
     def _pretrain(self, X):
         """Fit the RBM stack that initialises the network (on X in [0, 1])."""
@@ -198,7 +193,7 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
     def _build_module(self, n_features, generator):
         module = Autoencoder(n_features, self._hidden_sizes(), self.n_components, self.activation,
                              generator)
-        stack = getattr(self, "_pretrained_stack", None)
+        stack = self.pretrained_
         if stack is not None:
             self._load_rbm_weights(module, stack)
         return module

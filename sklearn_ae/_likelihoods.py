@@ -91,6 +91,27 @@ def rbm_free_energy(v, weight, hidden_bias, visible_bias):
     return -(v @ visible_bias) - F.softplus(v @ weight + hidden_bias).sum(dim=-1)
 
 
+def rbm_free_energy_gap(v, x_data, v_model, x_model, visible_bias):
+    """Per-sample F(v) - F(v_model) from the hidden units' total inputs at both ends of a Gibbs
+    chain (``x_data = c + v W``, ``x_model = c + v_model W``)."""
+    return ((v_model - v) @ visible_bias + F.softplus(x_model).sum(dim=-1)
+            - F.softplus(x_data).sum(dim=-1))
+
+
+def rbm_cd_gradients(v, h_data, v_model, h_model, grad):
+    """Gradients of sum_n grad_n [F(v_n) - F(v_model_n)] with respect to (W, c, b), v_model held
+    constant: dF(v)/dW = -v h(v)^T, dF(v)/dc = -h(v), dF(v)/db = -v, with h(v) the hidden
+    probabilities at v (``h_data``, ``h_model``). ``grad`` is a per-sample tensor, or one number
+    for all samples (1/n: minus the CD-k or PCD estimate of the log-likelihood gradient,
+    averaged over the batch)."""
+    if torch.is_tensor(grad):
+        g = grad[:, None]
+        return (v_model.T @ (g * h_model) - v.T @ (g * h_data), (g * (h_model - h_data)).sum(0),
+                (g * (v_model - v)).sum(0))
+    return (torch.addmm(v_model.T @ h_model, v.T, h_data, beta=grad, alpha=-grad),
+            (h_model - h_data).sum(0).mul_(grad), (v_model - v).sum(0).mul_(grad))
+
+
 def binary_states(n_units, start, stop, dtype=torch.float64, device=None):
     """Rows ``start .. stop - 1`` of the table of all 2**n_units binary vectors (bit j of the row
     index is unit j)."""

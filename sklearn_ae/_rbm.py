@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import _engine
-from ._base import INFERENCE_BATCH_SIZE, BaseNeuralEstimator, check_unit_interval
+from ._base import INFERENCE_BATCH_SIZE, BaseNeuralEstimator, check_unit_interval, column_moments
 from ._likelihoods import (
     bernoulli_log_prob_logits,
     log_mean_exp,
@@ -39,6 +39,66 @@ BOUND_CHUNK_FLOATS = 1 << 22
 
 def _seed(rng):
     return int(rng.randint(np.iinfo(np.int32).max))
+
+
+class MomentumSGD(torch.optim.Optimizer):
+    """Stochastic gradient descent with momentum and weight decay: ``torch.optim.SGD``'s update
+    (no dampening, no Nesterov), its state (``momentum_buffer``) and its parameter groups, as a
+    torch optimizer that hooks, schedulers and ``state_dict`` treat like any other.
+
+    Why not ``torch.optim.SGD`` itself: its per-call dispatch costs more than the whole
+    arithmetic of a CD step at ``BernoulliRBM``'s batch size of 10.
+    """
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]
+            for param in group["params"]:
+                grad = param.grad
+                if grad is None:
+                    continue
+                if weight_decay:
+                    grad = grad.add(param, alpha=weight_decay)
+                if momentum:
+                    state = self.state[param]
+                    buffer = state.get("momentum_buffer")
+                    if buffer is None:
+                        buffer = state["momentum_buffer"] = grad.detach().clone()
+                    else:
+                        buffer.mul_(momentum).add_(grad)
+                    grad = buffer
+                param.add_(grad, alpha=-lr)
+        return loss
+
+
+class _RBMNet(_engine._Net):
+    """The net of one RBM layer, with skorch's documented extension point for a custom step.
+
+    Why overridden: CD's gradient has a closed form (``RBM.contrastive_divergence``), written
+    straight into ``.grad``; autograd's engine costs more than the arithmetic of a small batch.
+    The gradients are those ``backward`` gives through ``RBM.forward`` (tested), and a frozen
+    parameter (``requires_grad=False``) gets none, as with ``backward``.
+    """
+
+    def train_step_single(self, batch, **fit_params):
+        module = self.module_
+        if fit_params or not isinstance(module, RBM):
+            return super().train_step_single(batch, **fit_params)
+        if not module.training:
+            module.train()
+        gap, grads = module.contrastive_divergence(batch[0])
+        for param, grad in zip((module.weight, module.hidden_bias, module.visible_bias), grads):
+            if param.requires_grad:
+                param.grad = grad if param.grad is None else param.grad.add_(grad)
+        return {"loss": gap.mean(), "y_pred": gap}
 
 
 class BernoulliRBMStack(BaseNeuralEstimator):
@@ -226,7 +286,7 @@ class BernoulliRBMStack(BaseNeuralEstimator):
 
     def _optimizer(self):
         """Plain SGD (``BernoulliRBM``'s update) with momentum; weight decay on weights only."""
-        return torch.optim.SGD, {
+        return MomentumSGD, {
             "lr": self.learning_rate,
             "momentum": self.momentum,
             "weight_decay": self.alpha,
@@ -249,105 +309,85 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         return (n_features, *self._hidden_sizes(), self.n_components)
 
     # --------------------------------------------------------------- training
-    def _train(self, X, incremental):
-        device = _engine.resolve_device(self.device)
-        n_samples, n_features = X.shape
-        fresh = not hasattr(self, "nets_") or not (incremental or self.warm_start)
-        batch_size = self._batch_size(n_samples)
-        sizes = self._layer_sizes(n_features)
+    _accepts_accelerate = False
 
-        if fresh:
-            rng = check_random_state(self.random_state)
-            init_generator = torch.Generator().manual_seed(_seed(rng))
-            shuffle_generator = torch.Generator().manual_seed(_seed(rng))
-            self._ais_seed, self._bound_seed = _seed(rng), _seed(rng)
-            optimizer, optimizer_params = self._optimizer()
-            nets = []
-            for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-                module = RBM(n_in, n_out, init_generator, seed=_seed(rng),
-                             n_gibbs_steps=self.n_gibbs_steps, persistent=self.persistent)
-                nets.append(_engine.build_net(
-                    module, self._build_criterion(), optimizer=optimizer,
-                    optimizer_params=optimizer_params, batch_size=batch_size,
-                    shuffle=self.shuffle, device=device, verbose=self.verbose,
-                    callbacks=self.callbacks, tol=self.tol, n_iter_no_change=self.n_iter_no_change,
-                    estimator_name=type(self).__name__))
-            snapshots = None
+    def _architecture(self, n_features):
+        return {"n_features": n_features, "n_components": self.n_components,
+                "hidden_layer_sizes": self._hidden_sizes()}
+
+    def _draw_seeds(self, rng):
+        super()._draw_seeds(rng)
+        self._ais_seed, self._bound_seed = _seed(rng), _seed(rng)
+        self._layer_seeds = [_seed(rng) for _ in self._hidden_sizes() + (self.n_components,)]
+
+    def _stops_early(self, incremental):
+        return not incremental and self.tol > 0  # tol=0: every epoch runs, as in BernoulliRBM
+
+    def _uses_validation(self, incremental):
+        if _engine.needs_validation(self.callbacks):
+            raise ValueError(
+                f"{type(self).__name__} records no validation loss (it has no early_stopping); "
+                "give the callback monitor='train_loss' (e.g. EarlyStopping(monitor='train_loss')).")
+        return False
+
+    def _stages(self, data, ctx):
+        """One net per layer, each trained on the hidden probabilities of the (trained) layer
+        below; sparse input is densified a batch at a time. Every layer's net exists before the
+        first is trained, so a Ctrl-C between layers leaves a whole stack (the upper layers
+        as initialised)."""
+        sizes = self._layer_sizes(data.shape[1])
+        if ctx.fresh:
+            init = torch.Generator().manual_seed(self._init_seed)
+            nets = [self._new_net(RBM(n_in, n_out, init, seed=seed, n_gibbs_steps=self.n_gibbs_steps,
+                                      persistent=self.persistent), ctx, net_class=_RBMNet)
+                    for n_in, n_out, seed in zip(sizes[:-1], sizes[1:], self._layer_seeds)]
         else:
-            nets = self.nets_
-            shuffle_generator = self._shuffle_generator
-            snapshots = []
+            nets = [self._continue_net(net, ctx) for net in self.nets_]
             for net in nets:
-                _engine.move_net(net, device)  # continue on the device asked for now
-                net.set_params(batch_size=batch_size)
                 net.module_.n_gibbs_steps = self.n_gibbs_steps
                 net.module_.persistent = self.persistent
-                snapshots.append((self._module_state(net.module_),
-                                  copy.deepcopy(net.optimizer_.state_dict()), len(net.history)))
-            snapshots.append(shuffle_generator.get_state())
+        self.nets_, self.net_ = nets, nets[-1]
+        ctx.top_data = None
+        for i, net in enumerate(nets):
+            if i == len(nets) - 1:
+                ctx.top_data = data  # the top RBM's training input
+            yield net, _engine.DeviceDataset(data, ctx.generator, device=ctx.device), None
+            if i < len(nets) - 1:
+                data = self._up(net.module_, data, ctx.device)
 
-        data = self._to_device(X, device)
-        epochs = 1 if incremental else self.max_iter
-        try:
-            with _engine.torch_threads(self._threads(device, n_features, batch_size)):
-                for i, net in enumerate(nets):
-                    # every layer learns from the hidden probabilities of the (updated) layer below
-                    _engine.train(net, data, epochs=epochs, generator=shuffle_generator,
-                                  stop=not incremental and self.tol > 0)
-                    if i < len(nets) - 1:
-                        data = self._up(net.module_, data)
-        except _engine.DivergenceError:
-            if snapshots is not None:  # leave the previously fitted model exactly as it was
-                for net, (module_state, optimizer_state, n_epochs) in zip(nets, snapshots):
-                    self._restore_module(net.module_, module_state)
-                    net.optimizer_.load_state_dict(optimizer_state)
-                    del net.history[n_epochs:]
-                shuffle_generator.set_state(snapshots[-1])
-            raise
+    def _finish(self, data, ctx):
+        nets = self.nets_
+        top = ctx.top_data
+        if top is None:  # interrupted below the top layer: its input through the layers as they are
+            top = data
+            for net in nets[:-1]:
+                top = self._up(net.module_, top, ctx.device)
         # statistics of the top RBM's training input: the base-rate model of AIS
-        top_sum = data.double().sum(0).cpu().numpy()
-        if incremental and not fresh:
-            top_sum += self._top_visible_sum
+        top_sum = column_moments(top, variance=False)[0] * top.shape[0]
+        n_samples = top.shape[0]
+        if ctx.incremental and not ctx.fresh:
+            top_sum = top_sum + self._top_visible_sum
             n_samples += self._top_visible_count
         self._top_visible_sum, self._top_visible_count = top_sum, n_samples
-        del data
-
-        self.nets_ = nets
-        self.net_ = nets[-1]
-        self._shuffle_generator = shuffle_generator
         self._log_partition_cache = {}
-        self.loss_curves_ = [[float(v) for v in net.history[:, "train_loss"]] for net in nets]
-        self.loss_curve_ = self.loss_curves_[-1]
-        self.n_iter_ = len(self.net_.history)
+        self._record_history(self.net_)
+        self.loss_curves_ = [[float(v) for v in net.history[:, "train_loss"]] if len(net.history) else []
+                             for net in nets]
         self.coefs_ = [net.module_.weight.detach().cpu().numpy().copy() for net in nets]
         self.intercepts_hidden_ = [net.module_.hidden_bias.detach().cpu().numpy().copy() for net in nets]
         self.intercepts_visible_ = [net.module_.visible_bias.detach().cpu().numpy().copy() for net in nets]
 
     @staticmethod
-    def _module_state(module):
-        """Everything training changes in an RBM: weights, persistent chain, generator."""
-        gen = module._generator
-        return (copy.deepcopy({k: v for k, v in module.state_dict().items() if k != "chain"}),
-                None if module.chain is None else module.chain.clone(),
-                None if gen is None else gen.get_state(), module._generator_state)
-
-    @staticmethod
-    def _restore_module(module, state):
-        params, chain, gen_state, pending = state
-        module.load_state_dict(params, strict=False)
-        module.chain = chain
-        if gen_state is None:
-            module._generator, module._generator_state = None, pending
-        else:
-            module._generator.set_state(gen_state)
-
-    @staticmethod
-    def _up(module, data):
-        """Hidden probabilities of ``module`` for a whole device tensor, a batch at a time."""
-        out = data.new_empty(data.shape[0], module.weight.shape[1])
+    def _up(module, data, device):
+        """Hidden probabilities of ``module`` for all rows of ``data`` (a tensor, or a sparse
+        matrix densified a batch at a time), on ``device``."""
+        out = torch.empty(data.shape[0], module.weight.shape[1], device=device)
         with torch.no_grad():
             for rows in gen_batches(data.shape[0], INFERENCE_BATCH_SIZE):
-                out[rows] = module.hidden_probs(data[rows])
+                part = data[rows]
+                if sp.issparse(part):
+                    part = torch.from_numpy(np.asarray(part.toarray(), dtype=np.float32)).to(device)
+                out[rows] = module.hidden_probs(part)
         return out
 
     # -------------------------------------------------------------- inference
@@ -399,7 +439,7 @@ class BernoulliRBMStack(BaseNeuralEstimator):
                 x = layer.hidden_probs(x)
             return x
 
-        return self._map_batches(X, up, self.n_components)
+        return self._map_batches(X, up, self._n_components_fitted())
 
     def inverse_transform(self, X):
         """Down-pass: visible probabilities, each layer fed the probabilities above.

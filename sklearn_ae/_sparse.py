@@ -174,6 +174,9 @@ class SparseAutoencoder(BaseReconstructionAutoencoder):
     def _build_criterion(self):
         return SparseReconstructionLoss(self.likelihood, self.sparsity_target, self.sparsity_weight)
 
+    def _update_criterion(self, criterion):
+        criterion.sparsity_target, criterion.sparsity_weight = self.sparsity_target, self.sparsity_weight
+
     def _after_train(self, X, incremental):
         super()._after_train(X, incremental)
         # X is the validated training data on the device (float32), as the base hands it over

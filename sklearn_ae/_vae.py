@@ -9,8 +9,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseNeuralEstimator, check_unit_interval
-from ._engine import DivergenceError
+from ._base import BaseNeuralEstimator, check_unit_interval, column_moments
 from ._likelihoods import (
     diagonal_normal_log_prob,
     kl_diagonal_normal_standard_normal,
@@ -231,22 +230,9 @@ class VAETransformer(BaseNeuralEstimator):
         if self.likelihood == "bernoulli":
             check_unit_interval(X, type(self).__name__)
 
-    def _train(self, X, incremental):
-        if not hasattr(self, "net_") or not (incremental or self.warm_start):
-            # statistics of the data that start the decoder and bound its variance from below
-            self._data_mean = X.mean(0, dtype=np.float64)
-            self._data_variance = X.var(0, dtype=np.float64)
-            super()._train(X, incremental)
-            return
-        # a diverging update leaves the model as it was: the training noise included
-        generator = self.net_.module_._noise
-        state = None if generator is None else generator.get_state()
-        try:
-            super()._train(X, incremental)
-        except DivergenceError:
-            if state is not None:
-                generator.set_state(state)
-            raise
+    def _before_build(self, data):
+        # statistics of the data that start the decoder and bound its variance from below
+        self._data_mean, self._data_variance = column_moments(data)
 
     def _build_module(self, n_features, generator):
         noise_seed, self._score_seed = (
@@ -261,6 +247,9 @@ class VAETransformer(BaseNeuralEstimator):
 
     def _build_criterion(self):
         return ELBOLoss(self.beta)
+
+    def _update_criterion(self, criterion):
+        criterion.beta = self.beta
 
     def _after_train(self, X, incremental):
         if self.likelihood == "gaussian":
@@ -303,7 +292,7 @@ class VAETransformer(BaseNeuralEstimator):
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
-        return self._map_batches(X, lambda m, x: m.encode(x)[0], self.n_components)
+        return self._map_batches(X, lambda m, x: m.encode(x)[0], self._n_components_fitted())
 
     def inverse_transform(self, X):
         """Decode latent points: the decoder mean (probabilities for ``likelihood="bernoulli"``).
@@ -338,7 +327,8 @@ class VAETransformer(BaseNeuralEstimator):
         return self._decoder_mean(X)
 
     def _chunk(self, batch_rows):
-        widest = max(self.n_features_in_, self.n_components, *self._hidden_sizes())
+        arch = self._fitted_architecture
+        widest = max(arch["n_features"], arch["n_components"], *arch["hidden_layer_sizes"])
         return max(1, IWAE_CHUNK_ELEMENTS // (batch_rows * widest))
 
     def _importance_terms(self, X, reduce):
@@ -355,7 +345,7 @@ class VAETransformer(BaseNeuralEstimator):
             chunk = self._chunk(x.shape[0])
             total = None
             for start in range(0, k, chunk):
-                eps = keyed_normal(keys, start, min(chunk, k - start), self.n_components,
+                eps = keyed_normal(keys, start, min(chunk, k - start), self._n_components_fitted(),
                                    x.dtype)  # (c, batch, d)
                 z = mean + std * eps  # (c, batch, d)
                 log_px = module.log_likelihood(x, module.decode(z))  # (c, batch)
@@ -489,7 +479,7 @@ class VAETransformer(BaseNeuralEstimator):
         check_is_fitted(self)
         self._check_n_samples(n_samples)
         rng = check_random_state(random_state)
-        Z = rng.standard_normal((n_samples, self.n_components))
+        Z = rng.standard_normal((n_samples, self._n_components_fitted()))
         mean = self.inverse_transform(Z)
         if self.likelihood == "bernoulli":
             return (rng.uniform(size=mean.shape) < mean).astype(np.float64)
