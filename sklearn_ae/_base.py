@@ -15,7 +15,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils import check_random_state, gen_batches
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _accelerate, _engine
@@ -56,14 +56,16 @@ class _FitContext:
 
 
 def column_moments(X, variance=True):
-    """Per-column mean and (biased) variance of X in float64, a batch of rows at a time, so no
-    float64 copy of X is made. X is a NumPy array, a tensor or a scipy sparse matrix. Two passes
-    (the mean, then the squared deviations): a constant column gives exactly zero."""
+    """Per-column mean and (biased) variance of X in float64, a block of rows at a time (about
+    a million values), so no float64 copy of X is made. X is a NumPy array, a tensor or a scipy
+    sparse matrix. Two passes (the mean, then the squared deviations): a constant column gives
+    exactly zero."""
     n = X.shape[0]
+    rows = max(1, min(INFERENCE_BATCH_SIZE, (1 << 20) // max(X.shape[1], 1)))
 
     def chunks():
-        for start in range(0, n, INFERENCE_BATCH_SIZE):
-            part = X[start:start + INFERENCE_BATCH_SIZE]
+        for start in range(0, n, rows):
+            part = X[start:start + rows]
             if torch.is_tensor(part):
                 yield part.double()
             else:
@@ -124,6 +126,13 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     def _check_values(self, X):
         """Model-specific checks on validated input (e.g. the range of a Bernoulli model)."""
 
+    def _check_params(self, *names):
+        """Validate the parameters ``names`` where they are used (they may have been set since
+        the fit), with scikit-learn's constraints and messages."""
+        validate_parameter_constraints(
+            {k: self._parameter_constraints[k] for k in names},
+            {k: getattr(self, k) for k in names}, caller_name=type(self).__name__)
+
     def _before_build(self, data):
         """Statistics of the training data that a fresh network is built from."""
 
@@ -149,9 +158,17 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         return max(1, min(self.batch_size, n_samples))
 
     def _validate(self, X, reset):
+        if torch.is_tensor(X) and X.requires_grad:
+            raise ValueError(
+                f"{type(self).__name__} got a torch tensor that requires grad; pass X.detach() "
+                "(the estimator trains its own network and does not backpropagate into X).")
         X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32),
                           accept_sparse="csr" if self._accept_sparse else False)
-        self._check_values(X)
+        self._inferring = not reset and not _engine.in_fit()
+        try:
+            self._check_values(X)
+        finally:
+            del self._inferring
         return X
 
     def __sklearn_is_fitted__(self):
@@ -194,6 +211,14 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         return {"n_features": n_features, "n_components": self.n_components,
                 "hidden_layer_sizes": self._hidden_sizes(), "activation": self.activation,
                 "likelihood": getattr(self, "likelihood", None)}
+
+    def _likelihood_in_use(self):
+        """The fitted network's observation model during inference, the parameter's in a fit."""
+        return self._fitted_likelihood() if getattr(self, "_inferring", False) else self.likelihood
+
+    def _fitted_likelihood(self):
+        """The observation model the network was trained for (``likelihood`` may have changed)."""
+        return self._fitted_architecture["likelihood"]
 
     def _n_components_fitted(self):
         """The width of the fitted code (``n_components`` may have been changed since)."""
@@ -268,6 +293,7 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         else:
             _engine.move_net(net, ctx.device)
         net.set_params(batch_size=ctx.batch_size, callbacks=self._callbacks(ctx.data_scale))
+        net.initialize_callbacks()  # set_params initialises the callbacks it replaces, not the new ones
         # skorch's set_params refuses iterator parameters on an initialised net; it reads them
         # from these attributes when it builds each epoch's iterator
         net.iterator_train__shuffle = self.shuffle
@@ -511,7 +537,7 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     def _decoder_mean(self, Z):
         """The decoder's mean for codes Z: probabilities for a Bernoulli model, else the output."""
         Z = self._check_codes(Z)
-        bern = self.likelihood == "bernoulli"
+        bern = self._fitted_likelihood() == "bernoulli"
         return self._map_batches(
             Z, lambda m, z: torch.sigmoid(m.decode(z)) if bern else m.decode(z), self.n_features_in_)
 
@@ -609,18 +635,27 @@ class BaseReconstructionAutoencoder(BaseNeuralEstimator):
         return ReconstructionLoss(self.likelihood)
 
     def _check_values(self, X):
-        if self.likelihood == "bernoulli":
+        if self._likelihood_in_use() == "bernoulli":
             check_unit_interval(X, type(self).__name__)
 
     def _after_train(self, X, incremental):
-        if self.likelihood != "gaussian":
-            self.noise_variance_ = None
+        if self._fitted_likelihood() != "gaussian":
             return
         mean_sq = self._running_mean("residual", lambda m, x: (x - m(x)[0]) ** 2, X, incremental)
         if not (incremental and hasattr(self, "_noise_floor")):
             feature_var = float(column_moments(X)[1].mean())
             self._noise_floor = max(self._variance_floor * feature_var, 1e-12)
-        self.noise_variance_ = np.maximum(mean_sq, self._noise_floor)
+        with torch.no_grad():
+            self.net_.module_.noise_variance.copy_(torch.as_tensor(np.maximum(mean_sq, self._noise_floor)))
+
+    @property
+    def noise_variance_(self):
+        """The fitted per-feature noise variance of the Gaussian likelihood (None for Bernoulli);
+        part of the module's state, so it travels with ``net_.save_params``."""
+        check_is_fitted(self)
+        if self._fitted_likelihood() != "gaussian":
+            return None
+        return self.net_.module_.noise_variance.detach().cpu().numpy().copy()
 
     def transform(self, X):
         """Encode X: the code z = encoder(x).
@@ -715,11 +750,10 @@ class BaseReconstructionAutoencoder(BaseNeuralEstimator):
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
-        if self.likelihood == "bernoulli":
+        if self._fitted_likelihood() == "bernoulli":
             return self._map_batches(X, lambda m, x: bernoulli_log_prob_logits(x, m(x)[0]))
-        variance = self.noise_variance_
 
         def fn(m, x):
-            return gaussian_log_prob(x, m(x)[0], torch.as_tensor(variance, dtype=x.dtype, device=x.device))
+            return gaussian_log_prob(x, m(x)[0], m.noise_variance.to(x.dtype))
 
         return self._map_batches(X, fn)

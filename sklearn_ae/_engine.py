@@ -234,6 +234,11 @@ def fit_session(verbose=0, desc=None):
         session.close()
 
 
+def in_fit():
+    """Whether a fit session is open in this thread."""
+    return getattr(_SESSION, "current", None) is not None
+
+
 def current_session():
     """The open fit session (a new, silent one outside any fit)."""
     return getattr(_SESSION, "current", None) or FitSession(0, None)
@@ -663,5 +668,5 @@ def warn(message, category):
 def data_scale(X):
     """The largest magnitude in X (a tensor or a sparse matrix), for the divergence guard."""
     if sp.issparse(X):
-        return float(abs(X).max()) if X.nnz else 0.0
-    return float(X.abs().max()) if X.numel() else 0.0
+        return max(float(X.data.max()), -float(X.data.min())) if X.nnz else 0.0
+    return max(float(X.max()), -float(X.min())) if X.numel() else 0.0  # no copy of X

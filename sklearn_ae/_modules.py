@@ -64,6 +64,9 @@ class Autoencoder(nn.Module):
     def __init__(self, n_features, hidden_layer_sizes, n_components, activation, generator,
                  code_activation=None):
         super().__init__()
+        # the fitted observation noise of a Gaussian likelihood: state, so that a state dict
+        # (``save_params`` / ``load_params``) carries what scoring needs with the weights
+        self.register_buffer("noise_variance", torch.ones(n_features, dtype=torch.float64))
         hidden = list(hidden_layer_sizes)
         self.encoder = mlp([n_features, *hidden, n_components], activation, generator,
                            out_activation=code_activation)
@@ -133,12 +136,14 @@ class GaussianVAE(nn.Module):
     """
 
     def __init__(self, n_features, hidden_layer_sizes, n_components, activation, likelihood,
-                 generator, noise_seed, variance_floor=None, init_mean=None, init_variance=None):
+                 generator, noise_seed, score_seed=0, variance_floor=None, init_mean=None,
+                 init_variance=None):
         super().__init__()
         hidden = list(hidden_layer_sizes)
         width = hidden[-1] if hidden else n_features
         self.likelihood = likelihood
         self.noise_seed = int(noise_seed)
+        self.score_seed = int(score_seed)  # the importance samples of scoring (keyed per row)
         self.trunk = (mlp([n_features, *hidden], activation, generator, out_activation=activation)
                       if hidden else nn.Identity())
         self.mean_head = linear(width, n_components, generator)
@@ -182,18 +187,19 @@ class GaussianVAE(nn.Module):
 
     # ----------------------------------------------------------------- noise
     def get_extra_state(self):
-        """The training-noise generator's state, so that state_dict round trips restore it."""
+        """The seeds and the training-noise generator's state, so that a state dict round trip
+        (a snapshot, ``save_params`` / ``load_params``) restores them."""
         gen = self._noise
-        if gen is not None:
-            return (gen.device.type, gen.get_state())
-        return self.__dict__.get("_noise_state")
+        state = (gen.device.type, gen.get_state()) if gen is not None else self.__dict__.get("_noise_state")
+        return {"noise_seed": self.noise_seed, "score_seed": self.score_seed, "generator": state}
 
     def set_extra_state(self, state):
         self._noise = None
-        if state is None:
+        self.noise_seed, self.score_seed = state["noise_seed"], state["score_seed"]
+        if state["generator"] is None:
             self.__dict__.pop("_noise_state", None)
         else:
-            self._noise_state = state
+            self._noise_state = state["generator"]
 
     def _noise_generator(self, device):
         gen = self._noise

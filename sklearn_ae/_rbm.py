@@ -486,12 +486,15 @@ class BernoulliRBMStack(BaseNeuralEstimator):
     def _log_partition(self):
         """log Z of the top RBM and how it was obtained, computed once per setting and cached."""
         check_is_fitted(self)
+        self._check_params("log_partition", "n_ais_runs", "n_ais_betas")
         top = self.net_.module_
         n_visible, n_hidden = top.weight.shape
         method = self.log_partition
         if method == "auto":
             method = "exact" if min(n_visible, n_hidden) <= MAX_EXACT_UNITS else "ais"
-        key = (method,) if method == "exact" else (method, self.n_ais_runs, self.n_ais_betas)
+        # keyed by the weights too: a net_.load_params (or a warm start) invalidates it
+        weights = tuple(float(t.detach().double().sum()) for t in (top.weight, top.hidden_bias, top.visible_bias))
+        key = ((method,) if method == "exact" else (method, self.n_ais_runs, self.n_ais_betas)) + weights
         cache = self._log_partition_cache
         if key in cache:
             return cache[key]
@@ -604,6 +607,7 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         if len(self.nets_) == 1:
             return self._map_batches(X, lambda layers, x: -layers[-1].free_energy(x) - log_z)
 
+        self._check_params("n_importance_samples")
         device = self._device_()
         n_samples = self.n_importance_samples
         # drawn on the CPU, then moved: the same draws, so the same scores, on every device

@@ -227,7 +227,7 @@ class VAETransformer(BaseNeuralEstimator):
 
     # ------------------------------------------------------------------ hooks
     def _check_values(self, X):
-        if self.likelihood == "bernoulli":
+        if self._likelihood_in_use() == "bernoulli":
             check_unit_interval(X, type(self).__name__)
 
     def _before_build(self, data):
@@ -235,13 +235,12 @@ class VAETransformer(BaseNeuralEstimator):
         self._data_mean, self._data_variance = column_moments(data)
 
     def _build_module(self, n_features, generator):
-        noise_seed, self._score_seed = (
-            int(s) for s in torch.randint(2**62, (2,), generator=generator))
+        noise_seed, score_seed = (int(s) for s in torch.randint(2**62, (2,), generator=generator))
         mean_variance = float(self._data_variance.mean())
         floor = max(self._variance_floor * mean_variance, 1e-12)
         return GaussianVAE(
             n_features, self._hidden_sizes(), self.n_components, self.activation,
-            self.likelihood, generator, noise_seed, variance_floor=floor,
+            self.likelihood, generator, noise_seed, score_seed=score_seed, variance_floor=floor,
             init_mean=self._data_mean,
             init_variance=np.maximum(self._data_variance, 2 * floor))
 
@@ -251,12 +250,14 @@ class VAETransformer(BaseNeuralEstimator):
     def _update_criterion(self, criterion):
         criterion.beta = self.beta
 
-    def _after_train(self, X, incremental):
-        if self.likelihood == "gaussian":
-            with torch.no_grad():
-                self.noise_variance_ = self.net_.module_.noise_variance().double().cpu().numpy()
-        else:
-            self.noise_variance_ = None
+    @property
+    def noise_variance_(self):
+        """The decoder's fitted per-feature variance (None for ``likelihood="bernoulli"``)."""
+        check_is_fitted(self)
+        if self._fitted_likelihood() != "gaussian":
+            return None
+        with torch.no_grad():
+            return self.net_.module_.noise_variance().double().cpu().numpy()
 
     # -------------------------------------------------------------- inference
     def transform(self, X):
@@ -335,8 +336,9 @@ class VAETransformer(BaseNeuralEstimator):
         """Run the K importance samples over X in chunks; ``reduce`` is "iwae" or "elbo"."""
         check_is_fitted(self)
         X = self._validate(X, reset=False)
+        self._check_params("n_importance_samples")
         k = self.n_importance_samples
-        seed = _signed(self._score_seed % 2**64)
+        seed = _signed(self.net_.module_.score_seed % 2**64)
 
         def fn(module, x):
             keys = row_keys(x, seed)
@@ -481,6 +483,6 @@ class VAETransformer(BaseNeuralEstimator):
         rng = check_random_state(random_state)
         Z = rng.standard_normal((n_samples, self._n_components_fitted()))
         mean = self.inverse_transform(Z)
-        if self.likelihood == "bernoulli":
+        if self._fitted_likelihood() == "bernoulli":
             return (rng.uniform(size=mean.shape) < mean).astype(np.float64)
         return mean + rng.standard_normal(mean.shape) * np.sqrt(self.noise_variance_)
