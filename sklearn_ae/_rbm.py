@@ -53,6 +53,10 @@ SMALL_SCORING_FLOPS = 1 << 22
 #: RAISE keeps at most this many floats of chain inputs at once (bounds the rows per chunk)
 RAISE_CHUNK_FLOATS = 1 << 24
 
+#: RAISE warns when its log-weights spread by more than this many nats (median over samples;
+#: log-normal weights with this spread have an effective sample size of a tenth of the runs)
+RAISE_MAX_SPREAD = 1.5
+
 #: the importance-weighted bound never holds more than this many floats per layer at once
 BOUND_CHUNK_FLOATS = 1 << 22
 
@@ -477,11 +481,11 @@ class BernoulliRBMStack(BaseNeuralEstimator):
 
     def _progress(self, total, description):
         return tqdm(total=total, desc=f"[{type(self).__name__}] {description}", unit="step",
-                    disable=not self.verbose, leave=False)
+                    disable=not self.verbose)
 
     def _ais_schedule(self, n_runs, n_betas):
         """One AIS estimate of the top RBM's log Z (cached): its figures as a dict."""
-        key = ("ais", n_runs, n_betas)
+        key = ("schedule", n_runs, n_betas)
         cache = self._log_partition_cache
         if key in cache:
             return cache[key]
@@ -796,7 +800,7 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         seed = int(np.random.SeedSequence([self._bound_seed, n_betas]).generate_state(1)[0])
         n = X.shape[0]
         chunk = max(1, RAISE_CHUNK_FLOATS // (ANNEAL_BLOCK * n_runs * (max(weight.shape) + 1)))
-        bounds = np.empty((4, n))
+        bounds, spread = np.empty((4, n)), np.zeros(n)
         with torch.no_grad(), _engine.torch_threads(self._scoring_threads(min(n, chunk) * n_runs)), \
                 self._progress(-(-n // chunk) * n_betas, f"RAISE, {n_betas} betas") as bar:
             for rows in gen_batches(n, chunk):
@@ -807,10 +811,18 @@ class BernoulliRBMStack(BaseNeuralEstimator):
                 log_w = rbm_log_likelihood_raise(v, weight, hidden_bias, visible_bias, base,
                                                  n_runs=n_runs, n_betas=n_betas,
                                                  generator=generator, progress=bar.update)
-                lower, lower_stderr, _, _ = importance_summary(log_w)
+                lower, lower_stderr, _, log_w_std = importance_summary(log_w)
                 upper = -rbm_free_energy(v, weight, hidden_bias, visible_bias) - info["log_partition"]
                 bounds[:3, rows] = torch.stack([lower, upper, lower_stderr]).cpu().numpy()
+                spread[rows] = log_w_std.cpu().numpy()
         bounds[3] = info["stderr"]
+        if n and np.median(spread) > RAISE_MAX_SPREAD:
+            warnings.warn(
+                f"RAISE has not converged: the log-weights of its {n_runs} runs per sample spread "
+                f"by {np.median(spread):.2f} nats (median over samples; above {RAISE_MAX_SPREAD}), "
+                "so the lower values rest on a few runs each, and the annealing model they bound "
+                "may differ from the RBM by more than the gap shows, in either direction. Increase "
+                "n_betas.", UserWarning, stacklevel=2)
         out = tuple(b.astype(X.dtype) for b in bounds)
         return out if return_stderr else out[:2]
 

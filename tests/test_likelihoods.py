@@ -147,8 +147,10 @@ def test_raise_weights_are_unbiased_for_the_annealing_model(shape):
     stderr = (w.std(0) / np.sqrt(w.shape[0])).numpy()
     np.testing.assert_array_less(np.abs(mean - p_ann[rows]), 4 * stderr)
     assert np.max(np.abs(np.log(p_ann[rows]) - log_p[rows])) > 0.1  # p_ann is not p here
-    lower = L.log_mean_exp(log_w[:10], dim=0).numpy()  # ten runs: a bound on log p_ann in expectation
-    assert np.all(np.isfinite(lower))
+    # in expectation the log of a run's weight, or of the mean of a few, errs low (Jensen)
+    assert np.all(log_w.mean(0).numpy() < np.log(p_ann[rows]))
+    few = L.log_mean_exp(log_w.reshape(-1, 10, len(rows)), dim=1)  # 4,000 estimates from 10 runs
+    assert np.all(few.mean(0).numpy() < np.log(p_ann[rows]))
 
 
 @pytest.mark.parametrize("shape, seed", [((20, 8), 0), ((8, 20), 1), ((12, 12), 2), ((12, 12), 3)])
