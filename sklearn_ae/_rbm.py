@@ -47,11 +47,13 @@ AIS_TOLERANCE = 0.25
 #: log_partition="auto" doubles the schedule up to this multiple of n_ais_betas, then warns
 AIS_MAX_GROWTH = 16
 
-#: AIS and RAISE run on one intra-op thread when a Gibbs step costs fewer multiply-adds than this
-SMALL_SCORING_FLOPS = 1 << 22
+#: AIS and RAISE run on one intra-op thread when a Gibbs step of all their chains costs fewer
+#: multiply-adds than this (on 2 shared cores, two threads ran RAISE on the digits 4x slower)
+SMALL_SCORING_FLOPS = 50_000_000
 
-#: RAISE keeps at most this many floats of chain inputs at once (bounds the rows per chunk)
-RAISE_CHUNK_FLOATS = 1 << 24
+#: RAISE keeps at most this many floats of chain inputs at once (bounds the rows per chunk; larger
+#: chunks were no faster on 2 cores)
+RAISE_CHUNK_FLOATS = 1 << 22
 
 #: RAISE warns when its log-weights spread by more than this many nats (median over samples;
 #: log-normal weights with this spread have an effective sample size of a tenth of the runs)
@@ -111,20 +113,30 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         Persistent CD (the chains carry over between batches, as in ``BernoulliRBM``) rather
         than CD-k started at the data.
     log_partition : {"auto", "exact", "ais"}, default="auto"
-        How log Z of the top RBM is computed: "exact" enumerates the states of the smaller side
-        (at most about 25 units is practical), "ais" uses annealed importance sampling, and
-        "auto" is "exact" when the smaller side has at most 20 units.
+        How log Z of the top RBM is computed. "exact" enumerates the states of its smaller side
+        (at most about 25 units is practical). "ais" uses annealed importance sampling with
+        ``n_ais_betas`` intermediate distributions. "auto" enumerates when the smaller side has
+        at most 20 units; otherwise it runs AIS with ``n_ais_betas // 2`` and ``n_ais_betas``
+        betas, then 2, 4, ... 16 times ``n_ais_betas`` until two successive estimates agree
+        (their difference plus twice its standard error within 0.25 nats, and neither resting
+        on fewer than a tenth of the runs), and warns with the figures if none do.
+        ``log_partition_info_`` records every schedule tried.
     n_ais_runs : int, default=100
-        Number of AIS chains (run together, vectorised, on the device).
+        Number of AIS chains (run together, vectorised, on the device). The standard error of
+        log Z shrinks as one over its square root; the cost grows in proportion.
     n_ais_betas : int, default=14500
-        Number of intermediate distributions of AIS (the schedule of Salakhutdinov & Murray).
+        Number of intermediate distributions of AIS (spaced as in Salakhutdinov & Murray,
+        2008): the schedule with ``log_partition="ais"``, the first one checked with
+        ``"auto"``. The cost grows in proportion; a short schedule underestimates log Z (and
+        so overstates every likelihood), which "auto" detects. See :ref:`rbm_scoring_cost`.
     n_importance_samples : int, default=100
         Importance samples per data point in the lower bound of a stack's ``score_samples``.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling, the Gibbs chains, AIS and the importance samples. The
         global random states of NumPy and torch are never touched.
     verbose : int, default=0
-        1 prints one line per epoch; 2 adds a progress bar over the batches.
+        1 prints one line per epoch; 2 adds a progress bar over the batches. Any positive value
+        also shows a progress bar (on stderr) over the steps of AIS and of RAISE when scoring.
     warm_start : bool, default=False
         Continue from the previous fit's weights when ``fit`` is called again.
     device : str, default="auto"
@@ -149,8 +161,12 @@ class BernoulliRBMStack(BaseNeuralEstimator):
     log_partition_stderr_ : float
         Standard error of ``log_partition_`` (0.0 when exact).
     log_partition_info_ : dict
-        How ``log_partition_`` was computed: method, and for AIS the runs, betas, the standard
-        deviation of the log-weights and the effective sample size.
+        How ``log_partition_`` was computed: ``method`` ("exact" or "ais"), and for AIS
+        ``n_runs``, ``n_betas``, ``stderr``, ``log_weight_std``, ``effective_sample_size`` and
+        ``seconds`` of the estimate used, ``schedules`` (the same figures for every schedule
+        tried, smallest first), ``agreed`` (whether the last two agreed; None for
+        ``log_partition="ais"``) and, when two or more were tried, ``difference``,
+        ``difference_stderr`` and ``tolerance`` of the last two.
     n_iter_ : int
         Number of epochs run by the top layer.
     loss_curve_ : list of float
