@@ -1,6 +1,7 @@
 """BernoulliRBMStack: a greedy layer-wise stack of Bernoulli RBMs (a deep belief network)."""
 
 import copy
+import time
 import warnings
 from numbers import Integral, Real
 
@@ -8,15 +9,21 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.utils import check_random_state, gen_batches
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._available_if import available_if
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
+from tqdm import tqdm
 
 from . import _engine
 from ._base import INFERENCE_BATCH_SIZE, BaseNeuralEstimator, check_unit_interval, column_moments
 from ._likelihoods import (
+    ANNEAL_BLOCK,
     bernoulli_log_prob_logits,
+    importance_summary,
     log_mean_exp,
+    rbm_log_likelihood_raise,
     rbm_log_partition_ais,
+    rbm_free_energy,
     rbm_log_partition_exact,
 )
 from ._modules import RBM, FreeEnergyGap
@@ -32,6 +39,25 @@ MAX_ENUMERATED_UNITS = 30
 
 #: AIS is reported as unconverged when its effective sample size falls below this fraction of runs
 MIN_AIS_ESS_FRACTION = 0.1
+
+#: log_partition="auto": two successive AIS estimates of log Z agree when their difference plus
+#: twice its standard error is at most this many nats
+AIS_TOLERANCE = 0.25
+
+#: log_partition="auto" doubles the schedule up to this multiple of n_ais_betas, then warns
+AIS_MAX_GROWTH = 16
+
+#: AIS and RAISE run on one intra-op thread when a Gibbs step of all their chains costs fewer
+#: multiply-adds than this (on 2 shared cores, two threads ran RAISE on the digits 4x slower)
+SMALL_SCORING_FLOPS = 50_000_000
+
+#: RAISE keeps at most this many floats of chain inputs at once (bounds the rows per chunk; larger
+#: chunks were no faster on 2 cores)
+RAISE_CHUNK_FLOATS = 1 << 22
+
+#: RAISE warns when its log-weights spread by more than this many nats (median over samples;
+#: log-normal weights with this spread have an effective sample size of a tenth of the runs)
+RAISE_MAX_SPREAD = 1.5
 
 #: the importance-weighted bound never holds more than this many floats per layer at once
 BOUND_CHUNK_FLOATS = 1 << 22
@@ -147,20 +173,31 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         Persistent CD (the chains carry over between batches, as in ``BernoulliRBM``) rather
         than CD-k started at the data.
     log_partition : {"auto", "exact", "ais"}, default="auto"
-        How log Z of the top RBM is computed: "exact" enumerates the states of the smaller side
-        (at most about 25 units is practical), "ais" uses annealed importance sampling, and
-        "auto" is "exact" when the smaller side has at most 20 units.
+        How log Z of the top RBM is computed. "exact" enumerates the states of its smaller side
+        (at most about 25 units is practical). "ais" uses annealed importance sampling with
+        ``n_ais_betas`` intermediate distributions. "auto" enumerates when the smaller side has
+        at most 20 units; otherwise it runs AIS with ``n_ais_betas // 2`` and ``n_ais_betas``
+        betas, then 2, 4, ... 16 times ``n_ais_betas`` until two successive estimates agree
+        (their difference plus twice its standard error within 0.25 nats, and neither resting
+        on fewer than a tenth of the runs), and warns with the figures if none do.
+        ``log_partition_info_`` records every schedule tried.
     n_ais_runs : int, default=100
-        Number of AIS chains (run together, vectorised, on the device).
-    n_ais_betas : int, default=14500
-        Number of intermediate distributions of AIS (the schedule of Salakhutdinov & Murray).
+        Number of AIS chains (run together, vectorised, on the device). The standard error of
+        log Z shrinks as one over its square root; the cost grows in proportion.
+    n_ais_betas : int, default=1000
+        Number of intermediate distributions of AIS (spaced as in Salakhutdinov & Murray,
+        2008): the schedule with ``log_partition="ais"``, the one checked (against half of it,
+        then grown) with ``"auto"``. Salakhutdinov & Murray used 14,500 for a 784-500 RBM;
+        "auto" grows a short default schedule only where it does not suffice. The cost grows in proportion; a short schedule underestimates log Z (and
+        so overstates every likelihood), which "auto" detects. See :ref:`rbm_scoring_cost`.
     n_importance_samples : int, default=100
         Importance samples per data point in the lower bound of a stack's ``score_samples``.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling, the Gibbs chains, AIS and the importance samples. The
         global random states of NumPy and torch are never touched.
     verbose : int, default=0
-        1 prints one line per epoch; 2 adds a progress bar over the batches.
+        1 prints one line per epoch; 2 adds a progress bar over the batches. Any positive value
+        also shows a progress bar (on stderr) over the steps of AIS and of RAISE when scoring.
     warm_start : bool, default=False
         Continue from the previous fit's weights when ``fit`` is called again.
     device : str, default="auto"
@@ -185,8 +222,12 @@ class BernoulliRBMStack(BaseNeuralEstimator):
     log_partition_stderr_ : float
         Standard error of ``log_partition_`` (0.0 when exact).
     log_partition_info_ : dict
-        How ``log_partition_`` was computed: method, and for AIS the runs, betas, the standard
-        deviation of the log-weights and the effective sample size.
+        How ``log_partition_`` was computed: ``method`` ("exact" or "ais"), and for AIS
+        ``n_runs``, ``n_betas``, ``stderr``, ``log_weight_std``, ``effective_sample_size`` and
+        ``seconds`` of the estimate used, ``schedules`` (the same figures for every schedule
+        tried, smallest first), ``agreed`` (whether the last two agreed; None for
+        ``log_partition="ais"``) and, when two or more were tried, ``difference``,
+        ``difference_stderr`` and ``tolerance`` of the last two.
     n_iter_ : int
         Number of epochs run by the top layer.
     loss_curve_ : list of float
@@ -255,7 +296,7 @@ class BernoulliRBMStack(BaseNeuralEstimator):
     def __init__(self, n_components=256, *, hidden_layer_sizes=(), learning_rate=0.1,
                  momentum=0.0, alpha=0.0, batch_size=10, max_iter=10, tol=0.0,
                  n_iter_no_change=10, shuffle=True, n_gibbs_steps=1, persistent=True,
-                 log_partition="auto", n_ais_runs=100, n_ais_betas=14500,
+                 log_partition="auto", n_ais_runs=100, n_ais_betas=1000,
                  n_importance_samples=100, random_state=None, verbose=0, warm_start=False,
                  device="auto", callbacks=None):
         self.n_components = n_components
@@ -483,54 +524,135 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         return self._map_batches(H, down, self.n_features_in_)
 
     # ------------------------------------------------------------ likelihoods
+    def _scoring_threads(self, n_chains):
+        """One intra-op thread when a Gibbs step of ``n_chains`` chains is small (on the CPU)."""
+        if self._device_().type != "cpu":
+            return None
+        n_visible, n_hidden = self.net_.module_.weight.shape
+        return 1 if n_chains * n_visible * n_hidden < SMALL_SCORING_FLOPS else None
+
+    def _base_rate_logits(self, device):
+        """Logits of the base-rate model of AIS and RAISE: the top RBM's training-input means."""
+        marginals = (self._top_visible_sum + 1.0) / (self._top_visible_count + 2.0)
+        return torch.as_tensor(np.log(marginals) - np.log1p(-marginals), device=device)
+
+    def _progress(self, total, description):
+        return tqdm(total=total, desc=f"[{type(self).__name__}] {description}", unit="step",
+                    disable=not self.verbose)
+
+    def _weights_key(self):
+        """Part of every cached log Z's key: a net_.load_params (or a warm start) invalidates it."""
+        top = self.net_.module_
+        return tuple(float(t.detach().double().sum()) for t in (top.weight, top.hidden_bias, top.visible_bias))
+
+    def _ais_schedule(self, n_runs, n_betas):
+        """One AIS estimate of the top RBM's log Z (cached): its figures as a dict."""
+        key = ("schedule", n_runs, n_betas) + self._weights_key()
+        cache = self._log_partition_cache
+        if key in cache:
+            return cache[key]
+        top = self.net_.module_
+        device = self._device_()
+        seed = int(np.random.SeedSequence([self._ais_seed, n_betas]).generate_state(1)[0])
+        generator = torch.Generator(device=device).manual_seed(seed)
+        start = time.perf_counter()
+        with torch.no_grad(), _engine.torch_threads(self._scoring_threads(n_runs)), \
+                self._progress(n_betas, f"AIS log Z, {n_betas} betas") as bar:
+            log_z, log_w = rbm_log_partition_ais(
+                top.weight, top.hidden_bias, top.visible_bias, self._base_rate_logits(device),
+                n_runs=n_runs, n_betas=n_betas, generator=generator, progress=bar.update)
+            _, stderr, ess, spread = importance_summary(log_w)
+        cache[key] = {"n_betas": n_betas, "log_partition": log_z, "stderr": float(stderr),
+                      "log_weight_std": float(spread), "effective_sample_size": float(ess),
+                      "seconds": time.perf_counter() - start}
+        return cache[key]
+
     def _log_partition(self):
         """log Z of the top RBM and how it was obtained, computed once per setting and cached."""
         check_is_fitted(self)
         self._check_params("log_partition", "n_ais_runs", "n_ais_betas")
         top = self.net_.module_
-        n_visible, n_hidden = top.weight.shape
+        smaller = min(top.weight.shape)
         method = self.log_partition
-        if method == "auto":
-            method = "exact" if min(n_visible, n_hidden) <= MAX_EXACT_UNITS else "ais"
-        # keyed by the weights too: a net_.load_params (or a warm start) invalidates it
-        weights = tuple(float(t.detach().double().sum()) for t in (top.weight, top.hidden_bias, top.visible_bias))
-        key = ((method,) if method == "exact" else (method, self.n_ais_runs, self.n_ais_betas)) + weights
+        if method == "auto" and smaller <= MAX_EXACT_UNITS:
+            method = "exact"
+        key = ((method,) if method == "exact" else (method, self.n_ais_runs, self.n_ais_betas)) + self._weights_key()
         cache = self._log_partition_cache
         if key in cache:
             return cache[key]
-        device = self._device_()
         if method == "exact":
-            if min(n_visible, n_hidden) > MAX_ENUMERATED_UNITS:
+            if smaller > MAX_ENUMERATED_UNITS:
                 raise ValueError(
-                    f"log_partition='exact' enumerates 2**{min(n_visible, n_hidden)} states of the "
-                    f"top RBM's smaller side; at most 2**{MAX_ENUMERATED_UNITS} is supported. Use "
+                    f"log_partition='exact' enumerates 2**{smaller} states of the top RBM's "
+                    f"smaller side; at most 2**{MAX_ENUMERATED_UNITS} is supported. Use "
                     "log_partition='ais' (or 'auto').")
             with torch.no_grad():
                 log_z = rbm_log_partition_exact(top.weight.detach(), top.hidden_bias.detach(),
                                                 top.visible_bias.detach())
-            info = {"method": "exact", "log_partition": log_z, "stderr": 0.0}
-        else:
-            marginals = (self._top_visible_sum + 1.0) / (self._top_visible_count + 2.0)
-            base = torch.as_tensor(np.log(marginals) - np.log1p(-marginals), device=device)
-            generator = torch.Generator(device=device).manual_seed(self._ais_seed)
-            with torch.no_grad(), _engine.torch_threads(1 if n_visible * n_hidden < 50_000 else None):
-                log_z, log_w = rbm_log_partition_ais(
-                    top.weight, top.hidden_bias, top.visible_bias, base, n_runs=self.n_ais_runs,
-                    n_betas=self.n_ais_betas, generator=generator)
-            log_w = log_w.cpu().numpy()
-            w = np.exp(log_w - log_w.max())
-            ess = float(w.sum() ** 2 / (w**2).sum())
-            stderr = float(w.std() / (np.sqrt(len(w)) * w.mean()))  # delta method on log mean w
-            info = {"method": "ais", "log_partition": log_z, "stderr": stderr,
-                    "n_runs": self.n_ais_runs, "n_betas": self.n_ais_betas,
-                    "log_weight_std": float(log_w.std()), "effective_sample_size": ess}
-            if ess < MIN_AIS_ESS_FRACTION * len(w):
+            cache[key] = {"method": "exact", "log_partition": log_z, "stderr": 0.0}
+            return cache[key]
+        n_runs, n_betas = self.n_ais_runs, self.n_ais_betas
+        if method == "ais":
+            schedules = [self._ais_schedule(n_runs, n_betas)]
+            info = self._ais_info(schedules, agreed=None)
+            if info["effective_sample_size"] < MIN_AIS_ESS_FRACTION * n_runs:
                 warnings.warn(
-                    f"AIS has not converged: the effective sample size is {ess:.1f} of "
-                    f"{len(w)} runs (log-weight spread {log_w.std():.2f} nats), so log Z = "
-                    f"{log_z:.2f} is probably underestimated and every likelihood overstated. "
-                    "Increase n_ais_betas.", UserWarning, stacklevel=3)
+                    f"AIS has not converged: the effective sample size is "
+                    f"{info['effective_sample_size']:.1f} of {n_runs} runs (log-weight spread "
+                    f"{info['log_weight_std']:.2f} nats), so log Z = {info['log_partition']:.2f} is "
+                    "probably underestimated and every likelihood overstated. Increase "
+                    "n_ais_betas.", UserWarning, stacklevel=3)
+        else:  # "auto": grow the schedule until two in a row agree
+            sizes = [max(3, n_betas // 2), n_betas]
+            while sizes[-1] * 2 <= AIS_MAX_GROWTH * n_betas:
+                sizes.append(sizes[-1] * 2)
+            schedules = [self._ais_schedule(n_runs, sizes[0])]
+            agreed = False
+            for size in sizes[1:]:
+                schedules.append(self._ais_schedule(n_runs, size))
+                if self._schedules_agree(*schedules[-2:], n_runs):
+                    agreed = True
+                    break
+            info = self._ais_info(schedules, agreed)
+            if not agreed:
+                (a, b), ess_min = schedules[-2:], MIN_AIS_ESS_FRACTION * n_runs
+                warnings.warn(
+                    f"AIS has not converged within its budget ({AIS_MAX_GROWTH} x n_ais_betas): "
+                    f"log Z = {a['log_partition']:.2f} +/- {a['stderr']:.2f} with {a['n_betas']} "
+                    f"betas and {b['log_partition']:.2f} +/- {b['stderr']:.2f} with {b['n_betas']} "
+                    f"differ by {info['difference']:.2f} nats (tolerance {AIS_TOLERANCE} nats, "
+                    f"counting twice the standard error of the difference; effective sample sizes "
+                    f"{a['effective_sample_size']:.0f} and {b['effective_sample_size']:.0f} of "
+                    f"{n_runs} runs, at least {ess_min:.0f} needed). log Z is probably "
+                    "underestimated and every likelihood overstated. Increase n_ais_betas.",
+                    UserWarning, stacklevel=3)
         cache[key] = info
+        return info
+
+    @staticmethod
+    def _schedules_agree(a, b, n_runs):
+        """Two AIS estimates agree when their difference plus twice its standard error is
+        within ``AIS_TOLERANCE`` and neither rests on a few runs."""
+        difference = abs(b["log_partition"] - a["log_partition"])
+        stderr = float(np.hypot(a["stderr"], b["stderr"]))
+        enough = min(a["effective_sample_size"], b["effective_sample_size"]) >= MIN_AIS_ESS_FRACTION * n_runs
+        return enough and difference + 2.0 * stderr <= AIS_TOLERANCE
+
+    def _ais_info(self, schedules, agreed):
+        """``log_partition_info_`` of an AIS estimate: the last schedule's figures, every
+        schedule tried, and for ``log_partition="auto"`` how the last two compare."""
+        last = schedules[-1]
+        info = {"method": "ais", "log_partition": last["log_partition"], "stderr": last["stderr"],
+                "n_runs": self.n_ais_runs, "n_betas": last["n_betas"],
+                "log_weight_std": last["log_weight_std"],
+                "effective_sample_size": last["effective_sample_size"],
+                "schedules": [dict(s) for s in schedules], "agreed": agreed,
+                "seconds": sum(s["seconds"] for s in schedules)}
+        if len(schedules) > 1:
+            a, b = schedules[-2:]
+            info.update(difference=abs(b["log_partition"] - a["log_partition"]),
+                        difference_stderr=float(np.hypot(a["stderr"], b["stderr"])),
+                        tolerance=AIS_TOLERANCE)
         return info
 
     @property
@@ -545,8 +667,8 @@ class BernoulliRBMStack(BaseNeuralEstimator):
 
     @property
     def log_partition_info_(self):
-        """How ``log_partition_`` was computed, with the AIS diagnostics."""
-        return dict(self._log_partition())
+        """How ``log_partition_`` was computed, with the AIS diagnostics (a copy)."""
+        return copy.deepcopy(self._log_partition())
 
     def score_samples(self, X):
         """Log-likelihood of each sample, in nats.
@@ -574,12 +696,13 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         Warns
         -----
         UserWarning
-            When log Z is estimated by AIS and its effective sample size is below a tenth of
-            ``n_ais_runs``: raise ``n_ais_betas``.
+            When log Z is estimated by AIS and has not converged (see ``log_partition``): raise
+            ``n_ais_betas``.
 
         See Also
         --------
         score : The mean of ``score_samples``.
+        log_likelihood_bounds : RAISE's lower and AIS's upper bound on log p(v), one RBM.
         pseudo_likelihood : scikit-learn's proxy for the log-likelihood.
         LikelihoodOutlierDetector : Flags the samples with the lowest scores.
 
@@ -635,6 +758,133 @@ class BernoulliRBMStack(BaseNeuralEstimator):
             return torch.cat(out)
 
         return self._map_batches(X, bound)
+
+    def _single_rbm(self):
+        """``log_likelihood_bounds`` exists for a single RBM only."""
+        n_layers = len(self.nets_) if hasattr(self, "nets_") else 1 + len(self._hidden_sizes())
+        if n_layers > 1:
+            raise AttributeError(
+                "log_likelihood_bounds is defined for a single RBM (hidden_layer_sizes=()): a "
+                "stack's log p(v) sums over its lower hidden layers too, and no upper bound on it "
+                "comes from AIS. A stack's score_samples is its importance-weighted lower bound.")
+        return True
+
+    @available_if(_single_rbm)
+    def log_likelihood_bounds(self, X, *, n_runs=10, n_betas=None, return_stderr=False):
+        """Stochastic lower and upper bounds on the log-likelihood of each sample, in nats.
+
+        Upper: -F(v) - log Z with ``log_partition_`` (as ``score_samples``). AIS estimates Z
+        without bias, so its log Z is too low in expectation (Jensen's inequality), and an
+        annealing too short to reach every mode of the RBM misses mass and makes it lower
+        still: both make this value too high. It falls below log p(v) only by chance, by
+        about ``log_partition_stderr_``. When log Z is exact, so is this value.
+
+        Lower: reverse annealed importance sampling (RAISE; Burda, Grosse and Salakhutdinov,
+        2015): ``n_runs`` chains start at each sample and are annealed back to the base-rate
+        model along ``n_betas`` intermediate distributions. Their weights estimate without bias
+        p_ann(v), the probability of v under the annealing model (a base-rate draw followed by
+        the forward chain of AIS), so the log of their mean is too low in expectation, and
+        p_ann tends to the RBM as ``n_betas`` grows. A short annealing gives a p_ann between
+        the base-rate model and the RBM, below the RBM on the data the RBM models well (the
+        usual case), so there too the value errs low; on a sample the base-rate model finds
+        likelier than the RBM does it can err high. The chains use the same random numbers
+        for every row, so a row's value does not depend on the other rows, and repeated calls
+        agree.
+
+        The gap between the two bounds how far each is from log p(v); both tighten as the
+        betas grow (``n_ais_betas`` for the upper, ``n_betas`` for the lower).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data in [0, 1].
+        n_runs : int, default=10
+            RAISE chains per sample.
+        n_betas : int, default=None
+            Intermediate distributions of RAISE; None uses as many as the AIS estimate of
+            log Z ended with (``log_partition_info_["n_betas"]``), or ``n_ais_betas`` when
+            log Z is exact. The cost is proportional to n_samples * n_runs * n_betas.
+        return_stderr : bool, default=False
+            Also return the standard error of each bound.
+
+        Returns
+        -------
+        lower : ndarray of shape (n_samples,)
+            RAISE's stochastic lower bound on log p(v).
+        upper : ndarray of shape (n_samples,)
+            -F(v) - ``log_partition_``: a stochastic upper bound on log p(v) (exact when log Z
+            is).
+        lower_stderr, upper_stderr : ndarray of shape (n_samples,)
+            Only with ``return_stderr=True``: the standard error of ``lower`` (delta method over
+            the runs; NaN for one run) and of ``upper`` (``log_partition_stderr_``, shared by
+            all samples). All arrays have X's dtype (float32 or float64).
+
+        Raises
+        ------
+        AttributeError
+            For a stack of RBMs (``hidden_layer_sizes`` not empty).
+
+        See Also
+        --------
+        score_samples : The AIS estimate of log p(v), the upper value here.
+        log_partition_info_ : How log Z was estimated.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_ae import BernoulliRBMStack
+        >>> X = (np.random.RandomState(0).rand(50, 8) > 0.5).astype(np.float32)
+        >>> rbm = BernoulliRBMStack(n_components=3, max_iter=2, log_partition="ais",
+        ...                         n_ais_betas=200, random_state=0, device="cpu").fit(X)
+        >>> lower, upper = rbm.log_likelihood_bounds(X[:4], n_runs=5)
+        >>> lower.shape, upper.shape
+        ((4,), (4,))
+        """
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        validate_parameter_constraints(
+            {"n_runs": [Interval(Integral, 1, None, closed="left")],
+             "n_betas": [Interval(Integral, 3, None, closed="left"), None],
+             "return_stderr": ["boolean"]},
+            {"n_runs": n_runs, "n_betas": n_betas, "return_stderr": return_stderr},
+            caller_name="log_likelihood_bounds")
+        info = self._log_partition()
+        if n_betas is None:
+            n_betas = info["n_betas"] if info["method"] == "ais" else self.n_ais_betas
+        n_betas = int(n_betas)
+        top = self.net_.module_
+        device = self._device_()
+        weight, hidden_bias, visible_bias = (p.detach().double() for p in
+                                             (top.weight, top.hidden_bias, top.visible_bias))
+        base = self._base_rate_logits(device)
+        seed = int(np.random.SeedSequence([self._bound_seed, n_betas]).generate_state(1)[0])
+        n = X.shape[0]
+        chunk = max(1, RAISE_CHUNK_FLOATS // (ANNEAL_BLOCK * n_runs * (max(weight.shape) + 1)))
+        bounds, spread = np.empty((4, n)), np.zeros(n)
+        with torch.no_grad(), _engine.torch_threads(self._scoring_threads(min(n, chunk) * n_runs)), \
+                self._progress(-(-n // chunk) * n_betas, f"RAISE, {n_betas} betas") as bar:
+            for rows in gen_batches(n, chunk):
+                xb = X[rows]
+                v = torch.as_tensor(xb.toarray() if sp.issparse(xb) else np.asarray(xb),
+                                    dtype=torch.float64, device=device)
+                generator = torch.Generator(device=device).manual_seed(seed)  # the same for all rows
+                log_w = rbm_log_likelihood_raise(v, weight, hidden_bias, visible_bias, base,
+                                                 n_runs=n_runs, n_betas=n_betas,
+                                                 generator=generator, progress=bar.update)
+                lower, lower_stderr, _, log_w_std = importance_summary(log_w)
+                upper = -rbm_free_energy(v, weight, hidden_bias, visible_bias) - info["log_partition"]
+                bounds[:3, rows] = torch.stack([lower, upper, lower_stderr]).cpu().numpy()
+                spread[rows] = log_w_std.cpu().numpy()
+        bounds[3] = info["stderr"]
+        if n and np.median(spread) > RAISE_MAX_SPREAD:
+            warnings.warn(
+                f"RAISE has not converged: the log-weights of its {n_runs} runs per sample spread "
+                f"by {np.median(spread):.2f} nats (median over samples; above {RAISE_MAX_SPREAD}), "
+                "so the lower values rest on a few runs each, and the annealing model they bound "
+                "may differ from the RBM by more than the gap shows, in either direction. Increase "
+                "n_betas.", UserWarning, stacklevel=2)
+        out = tuple(b.astype(X.dtype) for b in bounds)
+        return out if return_stderr else out[:2]
 
     def pseudo_likelihood(self, X):
         """scikit-learn's ``BernoulliRBM.score_samples``, for side-by-side comparison.
