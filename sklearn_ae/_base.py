@@ -17,6 +17,7 @@ from sklearn.base import (
 from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from tqdm.auto import tqdm
 
 from . import _accelerate, _engine
 from ._likelihoods import bernoulli_log_prob_logits, gaussian_log_prob
@@ -505,16 +506,23 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     def _device_(self):
         return torch.device(self.net_.device)
 
-    def _map_batches(self, X, fn, width=None):
+    def _progress(self, total, description, unit="step"):
+        """A tqdm progress bar for long scoring, shown when ``verbose`` is set."""
+        return tqdm(total=total, desc=f"[{type(self).__name__}] {description}", unit=unit,
+                    disable=not self.verbose)
+
+    def _map_batches(self, X, fn, width=None, progress=None):
         """Apply ``fn(module, x_batch)`` to X a batch at a time; return an array of X's dtype.
 
         Memory on the device is bounded by ``INFERENCE_BATCH_SIZE`` rows, not by ``len(X)``.
+        ``progress`` (a description) shows a progress bar over the rows when ``verbose`` is set.
         """
         dtype = X.dtype
         module = self._inference_module(dtype)
         device = self._device_()
         n = X.shape[0]
         out = np.empty((n,) if width is None else (n, width), dtype=dtype)
+        bar = self._progress(n, progress, unit="row") if progress else None
         with torch.inference_mode():
             for rows in gen_batches(n, INFERENCE_BATCH_SIZE):
                 xb = X[rows]
@@ -532,6 +540,10 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                         "arithmetic, or the fitted weights are unusable. Scale the input like the "
                         "training data, pass float64, or refit with a lower learning rate.")
                 out[rows] = res
+                if bar is not None:
+                    bar.update(len(res))
+        if bar is not None:
+            bar.close()
         return out
 
     def _decoder_mean(self, Z):

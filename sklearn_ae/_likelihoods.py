@@ -81,6 +81,18 @@ def iwae_bound(log_weights):
     return log_mean_exp(log_weights, dim=0)
 
 
+def vae_log_weights(log_likelihood, z, mean, log_variance):
+    """Importance log-weights log p(x | z) + log p(z) - log q(z | x) of a VAE with a standard
+    normal prior and a diagonal Gaussian encoder; ``z`` has leading sample axes."""
+    return log_likelihood + standard_normal_log_prob(z) - diagonal_normal_log_prob(z, mean, log_variance)
+
+
+def iwae_bound_from_chunks(chunk_log_sum_exps, n_samples):
+    """``iwae_bound`` of K = ``n_samples`` log-weights processed in chunks: from the log-sum-exp
+    of each chunk's log-weights (memory bounded by one chunk)."""
+    return torch.logsumexp(torch.stack(list(chunk_log_sum_exps)), dim=0) - math.log(n_samples)
+
+
 # ------------------------------------------------------------------------- RBM
 def rbm_free_energy(v, weight, hidden_bias, visible_bias):
     """Free energy of a Bernoulli RBM, F(v) = -v.b - sum_j softplus(c_j + v.W[:, j]).

@@ -12,7 +12,6 @@ from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
-from tqdm import tqdm
 
 from . import _engine
 from ._base import INFERENCE_BATCH_SIZE, BaseNeuralEstimator, check_unit_interval, column_moments
@@ -535,10 +534,6 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         """Logits of the base-rate model of AIS and RAISE: the top RBM's training-input means."""
         marginals = (self._top_visible_sum + 1.0) / (self._top_visible_count + 2.0)
         return torch.as_tensor(np.log(marginals) - np.log1p(-marginals), device=device)
-
-    def _progress(self, total, description):
-        return tqdm(total=total, desc=f"[{type(self).__name__}] {description}", unit="step",
-                    disable=not self.verbose)
 
     def _weights_key(self):
         """Part of every cached log Z's key: a net_.load_params (or a warm start) invalidates it."""

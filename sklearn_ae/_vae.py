@@ -10,11 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseNeuralEstimator, check_unit_interval, column_moments
-from ._likelihoods import (
-    diagonal_normal_log_prob,
-    kl_diagonal_normal_standard_normal,
-    standard_normal_log_prob,
-)
+from ._likelihoods import elbo, iwae_bound_from_chunks, kl_diagonal_normal_standard_normal, vae_log_weights
 from ._modules import ELBOLoss, GaussianVAE
 
 # One importance-sampling chunk holds at most this many values per layer on the device:
@@ -345,25 +341,22 @@ class VAETransformer(BaseNeuralEstimator):
             mean, log_variance = module.encode(x)  # (batch, d)
             std = torch.exp(0.5 * log_variance)
             chunk = self._chunk(x.shape[0])
-            total = None
+            parts = []
             for start in range(0, k, chunk):
                 eps = keyed_normal(keys, start, min(chunk, k - start), self._n_components_fitted(),
                                    x.dtype)  # (c, batch, d)
                 z = mean + std * eps  # (c, batch, d)
                 log_px = module.log_likelihood(x, module.decode(z))  # (c, batch)
                 if reduce == "elbo":
-                    part = log_px.sum(0)
-                    total = part if total is None else total + part
-                    continue
-                log_w = (log_px + standard_normal_log_prob(z)
-                         - diagonal_normal_log_prob(z, mean, log_variance))
-                part = torch.logsumexp(log_w, dim=0)
-                total = part if total is None else torch.logaddexp(total, part)
-            if reduce == "elbo":
-                return total / k - kl_diagonal_normal_standard_normal(mean, log_variance)
-            return total - math.log(k)
+                    parts.append(log_px.sum(0))
+                else:
+                    parts.append(torch.logsumexp(vae_log_weights(log_px, z, mean, log_variance), dim=0))
+            if reduce == "elbo":  # E_q[log p(x | z)] over the K draws, the KL in closed form
+                return elbo(sum(parts) / k, kl_diagonal_normal_standard_normal(mean, log_variance))
+            return iwae_bound_from_chunks(parts, k)
 
-        return self._map_batches(X, fn)
+        what = "importance-weighted log-likelihood" if reduce == "iwae" else "ELBO"
+        return self._map_batches(X, fn, progress=f"{what}, K={k}")
 
     def score_samples(self, X):
         """Importance-weighted estimate of log p(x) per sample, in nats.

@@ -65,6 +65,20 @@ def test_log_mean_exp_and_iwae(gen):
     np.testing.assert_allclose(L.iwae_bound(w[:1]), w[0])
 
 
+def test_iwae_from_chunks_and_vae_log_weights(gen):
+    """The streamed IWAE bound the VAE computes equals the bound of all log-weights at once, and
+    its log-weights are log p(x | z) + log N(z; 0, I) - log N(z; mean, diag exp(log_variance))."""
+    w = torch.randn(50, 3, generator=gen, dtype=torch.float64) * 20
+    chunks = [torch.logsumexp(w[a:b], dim=0) for a, b in ((0, 7), (7, 30), (30, 50))]
+    torch.testing.assert_close(L.iwae_bound_from_chunks(chunks, 50), L.iwae_bound(w))
+    z = torch.randn(4, 3, 2, generator=gen, dtype=torch.float64)
+    mean, log_variance = (torch.randn(3, 2, generator=gen, dtype=torch.float64) for _ in range(2))
+    log_px = torch.randn(4, 3, generator=gen, dtype=torch.float64)
+    prior = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+    posterior = torch.distributions.Normal(mean, torch.exp(0.5 * log_variance)).log_prob(z).sum(-1)
+    torch.testing.assert_close(L.vae_log_weights(log_px, z, mean, log_variance), log_px + prior - posterior)
+
+
 def test_elbo():
     ll = torch.tensor([-3.0, -4.0])
     kl = torch.tensor([1.0, 0.5])

@@ -321,6 +321,16 @@ def test_verbose_1_is_one_progress_bar_and_2_adds_epoch_lines(X, capsys):
     assert len(out.strip().splitlines()) == 3 and "3/3" in err
 
 
+def test_verbose_importance_weighted_scoring_shows_a_bar(X, capsys):
+    vae = small(VAETransformer, verbose=1).fit(X)
+    capsys.readouterr()
+    vae.score_samples(X)
+    err = capsys.readouterr().err
+    assert "importance-weighted log-likelihood, K=5" in err and "120/120" in err
+    vae.set_params(verbose=0).score_samples(X)
+    assert capsys.readouterr().err == ""
+
+
 def test_a_stack_shows_one_bar_over_its_layers(X01, capsys):
     BernoulliRBMStack(n_components=2, hidden_layer_sizes=(4,), max_iter=3, verbose=1, random_state=0,
                       device="cpu").fit(X01)
