@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _engine
 from ._base import INFERENCE_BATCH_SIZE, BaseNeuralEstimator, check_unit_interval, column_moments
+from ._docstrings import shared_docstring
 from ._likelihoods import (
     ANNEAL_BLOCK,
     bernoulli_log_prob_logits,
@@ -126,6 +127,7 @@ class _RBMNet(_engine._Net):
         return {"loss": gap.mean(), "y_pred": gap}
 
 
+@shared_docstring
 class BernoulliRBMStack(BaseNeuralEstimator):
     """Greedy layer-wise stack of Bernoulli RBMs (a deep belief network), trained in PyTorch.
 
@@ -154,8 +156,7 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         SGD momentum.
     alpha : float, default=0.0
         Weight decay (L2 penalty) on the weights; biases are not decayed.
-    batch_size : int or "auto", default=10
-        Minibatch size; ``"auto"`` is ``min(200, n_samples)``.
+    %(batch_size)s
     max_iter : int, default=10
         Number of epochs per layer (``n_iter`` of ``BernoulliRBM``).
     tol : float, default=0.0
@@ -164,8 +165,7 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         convergence can be detected reliably, so the default runs every epoch.
     n_iter_no_change : int, default=10
         See ``tol``.
-    shuffle : bool, default=True
-        Shuffle the training data every epoch.
+    %(shuffle)s
     n_gibbs_steps : int, default=1
         Number of Gibbs sweeps k of CD-k / PCD-k.
     persistent : bool, default=True
@@ -194,22 +194,17 @@ class BernoulliRBMStack(BaseNeuralEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling, the Gibbs chains, AIS and the importance samples. The
         global random states of NumPy and torch are never touched.
-    verbose : int, default=0
-        1 prints one line per epoch; 2 adds a progress bar over the batches. Any positive value
-        also shows a progress bar (on stderr) over the steps of AIS and of RAISE when scoring.
-    warm_start : bool, default=False
-        Continue from the previous fit's weights when ``fit`` is called again.
+    %(verbose)s
+    %(warm_start)s
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-    callbacks : list of skorch callbacks or (name, callback) tuples, default=None
-        Extra callbacks for the skorch training loop of every layer.
+    %(callbacks)s
+        Each layer's net gets its own copy.
 
     Attributes
     ----------
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of the features seen during fit, when X has string column names.
+    %(n_features_in_)s
+    %(feature_names_in_)s
     coefs_ : list of ndarray
         Weights of each RBM, bottom first, of shape (n_visible, n_hidden).
     intercepts_hidden_ : list of ndarray
@@ -231,6 +226,8 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         Number of epochs run by the top layer.
     loss_curve_ : list of float
         Mean CD loss (free-energy gap, nats) per epoch of the top layer.
+    %(loss_)s
+    %(best_loss_)s
     loss_curves_ : list of list of float
         ``loss_curve_`` of every layer, bottom first.
     nets_ : list of skorch.NeuralNet

@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseNeuralEstimator, check_unit_interval, column_moments
+from ._docstrings import shared_docstring
 from ._likelihoods import elbo, iwae_bound_from_chunks, kl_diagonal_normal_standard_normal, vae_log_weights
 from ._modules import ELBOLoss, GaussianVAE
 
@@ -60,6 +61,7 @@ def keyed_normal(keys, start, n_samples, n_dims, dtype):
     return (torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)).to(dtype)
 
 
+@shared_docstring
 class VAETransformer(BaseNeuralEstimator):
     """Variational autoencoder (Kingma & Welling, 2014), trained in PyTorch, as a scikit-learn
     transformer with a log-likelihood.
@@ -80,73 +82,27 @@ class VAETransformer(BaseNeuralEstimator):
     ----------
     n_components : int, default=8
         Dimension of the latent space (the number of features ``transform`` returns).
-    hidden_layer_sizes : tuple of int, default=(128, 64)
-        Sizes of the encoder's intermediate layers; the decoder uses them in reverse.
-    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
-        Nonlinearity of the intermediate layers.
-    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
-        Decoder p(x | z). ``"bernoulli"`` needs X in [0, 1] (use ``MinMaxScaler`` or
-        ``Binarizer``).
+    %(hidden_layer_sizes)s
+    %(activation)s
+    %(likelihood)s
     beta : float, default=1.0
         Weight of the KL term in the training objective (beta-VAE, Higgins et al., 2017).
         ``score_samples`` and ``elbo`` always use the unweighted model.
     n_importance_samples : int, default=500
         Number K of importance samples of ``score_samples`` (and of the Monte Carlo average in
         ``elbo``). Larger K gives a tighter, costlier estimate; it can be changed after fitting.
-    alpha : float, default=1e-4
-        L2 penalty on the weights.
-    batch_size : int or "auto", default="auto"
-        Minibatch size; ``"auto"`` is ``min(200, n_samples)``.
-    learning_rate_init : float, default=1e-3
-        Adam's learning rate.
-    max_iter : int, default=300
-        Maximum number of epochs.
-    tol : float, default=1e-4
-        Improvement of the loss (or validation score) that counts as progress.
-    n_iter_no_change : int, default=10
-        Stop after this many epochs without progress of at least ``tol``.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data, stop on the validation loss (the negated
-        ELBO, with fixed noise) and restore the weights of the best epoch.
-    validation_fraction : float, default=0.1
-        Fraction of the data held out when ``early_stopping=True``.
-    shuffle : bool, default=True
-        Shuffle the training data every epoch.
-    random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling, the validation split, the training noise and the
-        importance samples of ``score_samples`` (fixed at fit, so a fitted model gives the same
-        scores on every call). The global random states of NumPy and torch are never touched.
-    verbose : int, default=0
-        1 prints one line per epoch; 2 adds a progress bar over the batches.
-    warm_start : bool, default=False
-        Continue from the previous fit's weights when ``fit`` is called again.
-    device : str, default="auto"
-        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, or
-        ``"accelerate"``: data parallelism over processes (several GPUs) through skorch's
-        Accelerate integration, for a script started by ``accelerate launch`` or ``torchrun``.
-    callbacks : list of skorch callbacks or (name, callback) tuples, default=None
-        Extra callbacks for the skorch training loop.
+    %(training_parameters)s
 
     Attributes
     ----------
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of the features seen during fit, when X has string column names.
-    n_iter_ : int
-        Number of epochs run.
+    %(fit_attributes)s
     loss_curve_ : list of float
         Mean training loss per epoch: the negative beta-ELBO, in nats per sample.
-    validation_scores_ : list of float or None
-        Validation beta-ELBO per epoch, when ``early_stopping=True``.
-    best_validation_score_ : float or None
-        Best of ``validation_scores_``.
+    %(training_attributes)s
     noise_variance_ : ndarray of shape (n_features_in_,) or None
         Learned per-feature variance of the Gaussian decoder (None for Bernoulli).
-    net_ : skorch.NeuralNet
-        The skorch net that trained the model.
-    module_ : torch.nn.Module
-        The trained network.
+    %(net_)s
+    %(module_)s
 
     See Also
     --------
