@@ -108,8 +108,9 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
         self.pretraining = pretraining
 
     #: how ``pretraining="rbm"`` trains its RBMs (Hinton & Salakhutdinov 2006, fewer epochs)
-    _rbm_pretraining_params = dict(learning_rate=0.1, momentum=0.5, alpha=2e-4, batch_size=100,
-                                   max_iter=20, persistent=False, n_gibbs_steps=1)
+    _rbm_pretraining_params = dict(learning_rate=0.1, learning_rate_schedule="constant", momentum=0.5,
+                                   alpha=2e-4, batch_size=100, max_iter=20, persistent=False,
+                                   n_gibbs_steps=1)
 
     def _stages(self, data, ctx):
         """RBM pretraining (a nested fit of a ``BernoulliRBMStack``, in the same fit session, so

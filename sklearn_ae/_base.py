@@ -2,7 +2,6 @@
 batched inference, tags and pickling."""
 
 import copy
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -159,10 +158,12 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         return max(1, min(self.batch_size, n_samples))
 
     def _validate(self, X, reset):
-        if torch.is_tensor(X) and X.requires_grad:
-            raise ValueError(
-                f"{type(self).__name__} got a torch tensor that requires grad; pass X.detach() "
-                "(the estimator trains its own network and does not backpropagate into X).")
+        if torch.is_tensor(X):
+            if X.requires_grad:
+                raise ValueError(
+                    f"{type(self).__name__} got a torch tensor that requires grad; pass X.detach() "
+                    "(the estimator trains its own network and does not backpropagate into X).")
+            X = X.cpu().numpy()  # its dtype kept: float32 in, float32 out
         X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32),
                           accept_sparse="csr" if self._accept_sparse else False)
         self._inferring = not reset and not _engine.in_fit()
@@ -243,15 +244,22 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             raise ValueError(
                 f"{type(self).__name__}.partial_fit cannot continue training after {what} changed: "
                 "the fitted network has another shape. Call fit to train a new network.")
-        warnings.warn(
+        _engine.warn(
             f"{type(self).__name__}: warm_start=True, but {what} changed since the last fit, so a new "
-            "network is trained from scratch.", UserWarning, stacklevel=4)
+            "network is trained from scratch.", UserWarning)
         return True
 
     def _draw_seeds(self, rng):
         """Seeds drawn once per fresh fit, in a fixed order (subclasses add their own after)."""
         self._init_seed, self._split_seed, self._shuffle_seed = (
             int(s) for s in rng.randint(np.iinfo(np.int32).max, size=3))
+
+    def _n_stages(self, n_features):
+        """How many nets ``_stages`` trains (for the progress bar's total)."""
+        return 1
+
+    def _epochs_trained(self):
+        return self.n_iter_
 
     def _stops_early(self, incremental):
         """Whether ``fit`` ends at convergence (``tol`` / ``n_iter_no_change``) before ``max_iter``."""
@@ -260,11 +268,26 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     def _uses_validation(self, incremental):
         return not incremental and getattr(self, "early_stopping", False)
 
-    def _callbacks(self, data_scale):
+    def _callbacks(self, ctx, module):
         return (_engine.our_callbacks(type(self).__name__, tol=self.tol,
                                       n_iter_no_change=self.n_iter_no_change, verbose=self.verbose,
-                                      data_scale=data_scale)
+                                      data_scale=ctx.data_scale, **self._guard_settings(module))
                 + _engine.user_callbacks(self.callbacks))
+
+    def _guard_settings(self, module):
+        """Extra settings of the divergence guard and the epoch lines for the net of ``module``."""
+        return {}
+
+    def _allocate(self, build, *args):
+        """``build(*args)``, with an allocation failure (layers too large) as a clear error."""
+        try:
+            return build(*args)
+        except (RuntimeError, MemoryError) as exc:
+            if isinstance(exc, RuntimeError) and "alloc" not in str(exc):
+                raise
+            raise ValueError(
+                f"Could not allocate the network for {self.hidden_layer_sizes!r} hidden layers and "
+                f"n_components={self.n_components}: {exc}") from exc
 
     def _new_net(self, module, ctx, **kwargs):
         """A skorch net around ``module`` (the accelerate variant when asked for)."""
@@ -275,8 +298,8 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             criterion, specific = _accelerate.net_options(ctx.accelerator, criterion)
         return _engine.build_net(
             module, criterion, optimizer=optimizer, optimizer_params=optimizer_params,
-            batch_size=ctx.batch_size, shuffle=self.shuffle,
-            callbacks=self._callbacks(ctx.data_scale), **{**specific, **kwargs})
+            batch_size=ctx.batch_size, shuffle=self.shuffle, verbose=self.verbose,
+            callbacks=self._callbacks(ctx, module), **{**specific, **kwargs})
 
     def _continue_net(self, net, ctx):
         """Prepare a fitted net to train on, after a snapshot that a failed call restores: on the
@@ -293,7 +316,8 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             net.attach(ctx.accelerator)
         else:
             _engine.move_net(net, ctx.device)
-        net.set_params(batch_size=ctx.batch_size, callbacks=self._callbacks(ctx.data_scale))
+        net.set_params(batch_size=ctx.batch_size, verbose=self.verbose,
+                       callbacks=self._callbacks(ctx, _engine.unwrapped(net.module_)))
         net.initialize_callbacks()  # set_params initialises the callbacks it replaces, not the new ones
         # skorch's set_params refuses iterator parameters on an initialised net; it reads them
         # from these attributes when it builds each epoch's iterator
@@ -333,12 +357,14 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                           batch_size=batch_size, generator=generator, snapshots=snapshots,
                           data_scale=_engine.data_scale(data))
         epochs = 1 if incremental else self.max_iter
+        session.progress(self._n_stages(n_features) * epochs)
         with _engine.torch_threads(self._threads(device, n_features, batch_size)):
             for net, train_set, valid_set in self._stages(data, ctx):
                 if session.interrupted:
                     break
                 ctx.outcome = _engine.train(net, train_set, valid_set, epochs=epochs,
-                                            stop=self._stops_early(incremental))
+                                            stop=self._stops_early(incremental),
+                                            stop_on_validation=self._uses_validation(incremental))
                 if hasattr(net, "detach"):  # inference runs in this process, on its device
                     net.detach(device)
                 if ctx.outcome == "interrupted":
@@ -347,15 +373,16 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             self._fitted_architecture = self._architecture(n_features)
             self._finish(data, ctx)
         del data
-        _engine.report(ctx.outcome, type(self).__name__, self.n_iter_, epochs)
+        if session.interrupted:  # also by a Ctrl-C that came between the training loops
+            ctx.outcome = "interrupted"
+        _engine.report(ctx.outcome, type(self).__name__, self._epochs_trained(), epochs)
 
     _accepts_accelerate = True
 
     def _datasets(self, data, ctx):
         """The training set and, under early stopping (or a callback that monitors a validation
         metric), the validation set: a split by index, no copies of the data."""
-        if not (self._uses_validation(ctx.incremental)
-                or (not ctx.incremental and _engine.needs_validation(self.callbacks))):
+        if not (self._uses_validation(ctx.incremental) or _engine.needs_validation(self.callbacks)):
             return _engine.DeviceDataset(data, ctx.generator, device=ctx.device), None
         train_rows, valid_rows = self._holdout(data.shape[0])
         return (_engine.DeviceDataset(data, ctx.generator, indices=train_rows, device=ctx.device),
@@ -366,16 +393,7 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         if ctx.fresh:
             self._before_build(data)
             init = torch.Generator().manual_seed(self._init_seed)
-            try:
-                module = self._build_module(data.shape[1], init)
-            except (RuntimeError, MemoryError) as exc:
-                if isinstance(exc, RuntimeError) and "alloc" not in str(exc):
-                    raise
-                raise ValueError(
-                    f"Could not allocate the network for {data.shape[1]} features, hidden_layer_sizes="
-                    f"{self.hidden_layer_sizes!r} and n_components={self.n_components}: {exc}"
-                ) from exc
-            net = self._new_net(module, ctx)
+            net = self._new_net(self._allocate(self._build_module, data.shape[1], init), ctx)
         else:
             net = self._continue_net(self.net_, ctx)
         self.net_ = net
@@ -413,8 +431,12 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         exactly as it was before the call: its attributes, and the nets that the call trained
         further (weights, optimizer state, history), are put back."""
         saved = dict(self.__dict__)
+        random_state = self.random_state  # a RandomState instance advances as seeds are drawn
+        rng_state = random_state.get_state() if isinstance(random_state, np.random.RandomState) else None
         snapshots = []
         try:
+            if incremental and self.__sklearn_is_fitted__():
+                self._validate_params()  # scikit-learn validates a partial_fit's first call only
             with _engine.fit_session(self.verbose, type(self).__name__):
                 fitted = self.__sklearn_is_fitted__()
                 X = self._validate(X, reset=not (fitted and (incremental or self.warm_start)))
@@ -424,6 +446,8 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                 snapshot.restore()
             self.__dict__.clear()
             self.__dict__.update(saved)
+            if rng_state is not None:
+                random_state.set_state(rng_state)
             raise
         return self
 

@@ -12,12 +12,14 @@ pretraining and fine-tuning) runs inside one ``fit_session``.
 
 import copy
 import fnmatch
+import functools
 import math
 import os
 import signal
 import sys
 import threading
 import warnings
+import contextlib
 from contextlib import contextmanager
 
 import numpy as np
@@ -26,6 +28,11 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from skorch import NeuralNet
 from skorch.callbacks import Callback
+
+# torch's optimizers import a large part of torch (sympy included) when the first one is built; a
+# Ctrl-C in the middle of that import leaves it half-loaded for the rest of the process, so it
+# happens here, at import time, instead of inside the first fit
+torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 
 #: a training loss that rises this many times its starting magnitude has diverged
 EXPLOSION_FACTOR = 1e4
@@ -77,18 +84,30 @@ def resolve_device(device):
     return resolved
 
 
+_THREADS = {"lock": threading.Lock(), "users": 0, "saved": None}
+
+
 @contextmanager
 def torch_threads(n_threads):
-    """Run the block with ``n_threads`` intra-op threads (None leaves torch's setting alone)."""
+    """Run the block with ``n_threads`` intra-op threads (None leaves torch's setting alone).
+
+    torch's setting is process-wide: overlapping blocks (fits in several threads) share one
+    change, and the last to leave puts the original back."""
     if n_threads is None:
         yield
         return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
+    with _THREADS["lock"]:
+        if _THREADS["users"] == 0:
+            _THREADS["saved"] = torch.get_num_threads()
+        _THREADS["users"] += 1
+        torch.set_num_threads(n_threads)
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        with _THREADS["lock"]:
+            _THREADS["users"] -= 1
+            if _THREADS["users"] == 0:
+                torch.set_num_threads(_THREADS["saved"])
 
 
 # ------------------------------------------------------------------------------------ data
@@ -166,22 +185,41 @@ class _Holdout:
 class FitSession:
     """One fit, with everything nested in it (the layers of a stack, pretraining, fine-tuning).
 
-    Knows whether the user pressed Ctrl-C (``interrupted``) and holds the progress bar. A
-    callback that raises ``KeyboardInterrupt`` to end training (skorch's ``EarlyStopping``)
-    ends only that net's training; a Ctrl-C ends the whole fit.
+    Knows whether the user pressed Ctrl-C (``interrupted``), holds the progress bar, and the
+    warnings to give when the fit ends (after the bar is closed). A callback that raises
+    ``KeyboardInterrupt`` to end training (skorch's ``EarlyStopping``) ends only that net's
+    training; a Ctrl-C ends the whole fit.
     """
 
     def __init__(self, verbose, desc):
         self.verbose = verbose
         self.desc = desc
         self.interrupted = False
-        self.warned = False
+        self.in_loop = False
         self.bar = None
+        self.warnings = []
+
+    def on_sigint(self, previous, signum, frame):
+        """Ctrl-C. Inside skorch's training loop it raises ``KeyboardInterrupt`` there (skorch
+        ends the loop); elsewhere in the fit (between layers, in the statistics after training)
+        it is deferred, and the fit stops at the next point where the estimator is consistent.
+        A second Ctrl-C always raises. A handler of the user's own decides for itself."""
+        if previous is not signal.default_int_handler:
+            try:
+                previous(signum, frame)
+            except KeyboardInterrupt:
+                self.interrupted = True
+                raise
+            return
+        first = not self.interrupted
+        self.interrupted = True
+        if self.in_loop or not first:
+            raise KeyboardInterrupt
 
     def progress(self, total):
         """Add ``total`` epochs to the progress bar (created on first use when verbose)."""
         if not self.verbose:
-            return None
+            return
         if self.bar is None:
             from tqdm.auto import tqdm
 
@@ -189,12 +227,19 @@ class FitSession:
         else:
             self.bar.total += total
             self.bar.refresh()
-        return self.bar
+
+    def warn(self, message, category):
+        """A warning given when the fit ends, once."""
+        if (message, category) not in self.warnings:
+            self.warnings.append((message, category))
 
     def close(self):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        for message, category in self.warnings:
+            warn(message, category)
+        self.warnings = []
 
 
 _SESSION = threading.local()
@@ -202,12 +247,8 @@ _SESSION = threading.local()
 
 @contextmanager
 def fit_session(verbose=0, desc=None):
-    """The current fit session, or a new one for the outermost fit.
-
-    While the outermost session is open in the main thread, SIGINT marks it interrupted before
-    the usual ``KeyboardInterrupt`` is raised (the previous handler runs as before); skorch
-    swallows that exception to end its loop, and the session tells the engine it was the user.
-    """
+    """The current fit session, or a new one for the outermost fit, which (in the main thread)
+    handles SIGINT as ``FitSession.on_sigint`` says while it is open."""
     outer = getattr(_SESSION, "current", None)
     if outer is not None:
         yield outer
@@ -217,21 +258,20 @@ def fit_session(verbose=0, desc=None):
     if threading.current_thread() is threading.main_thread():
         previous = signal.getsignal(signal.SIGINT)
         if callable(previous):
-            def on_interrupt(signum, frame):
-                session.interrupted = True
-                previous(signum, frame)
-
-            signal.signal(signal.SIGINT, on_interrupt)
+            signal.signal(signal.SIGINT, functools.partial(session.on_sigint, previous))
         else:
             previous = None
     _SESSION.current = session
     try:
         yield session
+        _SESSION.current = None
+        session.close()  # the warnings of a fit that succeeded (not of one rolled back)
     finally:
         _SESSION.current = None
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-        session.close()
+        if session.bar is not None:
+            session.bar.close()
 
 
 def in_fit():
@@ -253,10 +293,11 @@ class Convergence(Callback):
     negated validation loss), keeping a copy of the best weights and restoring it at the end.
     """
 
-    def __init__(self, tol, n_iter_no_change, active=True):
+    def __init__(self, tol, n_iter_no_change, active=True, on_validation=True):
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
         self.active = active
+        self.on_validation = on_validation  # False: a validation set held out for a callback only
 
     def on_train_begin(self, net, **kwargs):
         self.converged = False
@@ -270,8 +311,9 @@ class Convergence(Callback):
         self.epochs_run += 1
         row = net.history[-1]
         if dataset_valid is not None:
-            score = -row["valid_loss"]
-            row["valid_score"] = score
+            row["valid_score"] = -row["valid_loss"]
+        if dataset_valid is not None and self.on_validation:
+            score = row["valid_score"]
             self.no_improvement = self.no_improvement + 1 if score < self.best_score + self.tol else 0
             if score > self.best_score:
                 self.best_score = score
@@ -295,9 +337,10 @@ class DivergenceGuard(Callback):
     that rises ``EXPLOSION_FACTOR`` times its starting magnitude (the first batch's loss,
     measured before any step), or weights beyond ``WEIGHT_LIMIT`` times the data's scale."""
 
-    def __init__(self, estimator_name, data_scale=1.0):
+    def __init__(self, estimator_name, data_scale=1.0, loss_limit=None):
         self.estimator_name = estimator_name
         self.data_scale = data_scale
+        self.loss_limit = loss_limit  # an absolute bound on |loss|, for losses that start near 0
 
     def on_batch_end(self, net, batch=None, training=None, **kwargs):
         if training:  # stop at the first non-finite loss, before skorch averages it
@@ -319,6 +362,10 @@ class DivergenceGuard(Callback):
         start = starting_loss(history)
         if worst - start > EXPLOSION_FACTOR * max(abs(start), 1.0):
             self.fail(net, f"the training loss rose from {start:.4g} to {worst:.4g}")
+        if self.loss_limit is not None:
+            largest = max(abs(v) for v in losses)
+            if largest > self.loss_limit:
+                self.fail(net, f"the training loss reached {largest:.4g} (beyond {self.loss_limit:.4g})")
         params = [p.detach() for p in net.module_.parameters()]
         if params:
             finite = torch.stack([torch.isfinite(p).all() for p in params]).all()
@@ -331,8 +378,8 @@ class DivergenceGuard(Callback):
     def fail(self, net, what):
         raise DivergenceError(
             f"{self.estimator_name} diverged: {what} in epoch {len(net.history)}. Lower "
-            "learning_rate_init (or learning_rate), or scale the input features (e.g. with "
-            "StandardScaler)."
+            "learning_rate_init (or learning_rate) or alpha, or scale the input features (e.g. "
+            "with StandardScaler)."
         )
 
 
@@ -531,20 +578,22 @@ def set_optimizer_params(net, optimizer_params):
                 group[key] = value
 
 
-def our_callbacks(estimator_name, *, tol, n_iter_no_change, verbose, data_scale=1.0):
-    """The engine's callbacks, under names no user callback can take."""
-    ours = [("divergence_guard", DivergenceGuard(estimator_name, data_scale)),
+def our_callbacks(estimator_name, *, tol, n_iter_no_change, verbose, data_scale=1.0, loss_limit=None,
+                  label=None):
+    """The engine's callbacks, under names no user callback can take. ``label`` names the net in
+    the per-epoch lines (a layer of a stack)."""
+    ours = [("divergence_guard", DivergenceGuard(estimator_name, data_scale, loss_limit)),
             ("convergence", Convergence(tol, n_iter_no_change))]
     if verbose:
         ours.append(("progress", EpochProgress()))
     if verbose and verbose >= 2:
-        ours.append(("epoch_log", EpochLog(estimator_name)))
-    return [(_PREFIX + name, cb) for name, cb in ours]
+        ours.append(("epoch_log", EpochLog(estimator_name if label is None else f"{estimator_name} {label}")))
+    return [(reserved_name(name), cb) for name, cb in ours]
 
 
 def user_callbacks(callbacks):
-    """The ``callbacks`` parameter as (name, callback) pairs, deep-copied (the parameter is never
-    mutated), checked."""
+    """The ``callbacks`` parameter as (name, callback) pairs, checked. The instances are used as
+    given, as skorch uses them (a callback that logs to the user's objects keeps doing so)."""
     user = [cb if isinstance(cb, tuple) else (None, cb) for cb in callbacks or []]
     out = []
     for i, (name, cb) in enumerate(user):
@@ -554,7 +603,7 @@ def user_callbacks(callbacks):
                 f"got {(name, cb)!r}.")
         if name is not None and name.startswith(_PREFIX):
             raise ValueError(f"callback names starting with {_PREFIX!r} are reserved; got {name!r}.")
-        out.append((name or f"{type(cb).__name__}_{i}", copy.deepcopy(cb)))
+        out.append((name or f"{type(cb).__name__}_{i}", cb))
     return out
 
 
@@ -566,6 +615,11 @@ def needs_validation(callbacks):
         if isinstance(monitor, str) and monitor.startswith("valid_"):
             return True
     return False
+
+
+def reserved_name(name):
+    """A callback name of this package's, which no user callback can take."""
+    return _PREFIX + name
 
 
 def find(net, kind):
@@ -582,7 +636,7 @@ def set_callbacks(net, callbacks):
 
 
 def build_net(module, criterion, *, optimizer, optimizer_params, batch_size, shuffle, callbacks,
-              net_class=_Net, **specific):
+              verbose=0, net_class=_Net, **specific):
     """Build (and initialise) the skorch net that trains ``module`` with ``criterion``;
     ``specific`` holds the device and any other skorch parameter."""
     params = {f"optimizer__{k}": v for k, v in optimizer_params.items()}
@@ -597,7 +651,7 @@ def build_net(module, criterion, *, optimizer, optimizer_params, batch_size, shu
         iterator_valid=DeviceBatchIterator,
         train_split=None,
         callbacks=callbacks,
-        verbose=0,
+        verbose=verbose,  # skorch's callbacks (EarlyStopping's message) print when it is set
         torch_load_kwargs={"weights_only": True},
         **params,
         **{**defaults, **specific},
@@ -605,61 +659,70 @@ def build_net(module, criterion, *, optimizer, optimizer_params, batch_size, shu
     return net.initialize()
 
 
-def train(net, data_train, data_valid=None, *, epochs, stop=True):
+def train(net, data_train, data_valid=None, *, epochs, stop=True, stop_on_validation=True):
     """Run up to ``epochs`` epochs of ``net`` on ``DeviceDataset`` s.
 
     Returns how training ended: ``"converged"`` (our stopping rule), ``"max_iter"``,
     ``"completed"`` (every epoch ran, ``stop=False``), ``"stopped"`` (a callback such as
-    skorch's ``EarlyStopping`` ended it) or ``"interrupted"``
-    (the user pressed Ctrl-C: the session is marked, an unfinished epoch is dropped from the
-    history and the weights trained so far are kept). ``stop=False`` runs every epoch.
+    skorch's ``EarlyStopping`` ended it) or ``"interrupted"`` (the user pressed Ctrl-C). An
+    epoch cut short, by either, is dropped from the history; the weights trained so far are
+    kept. ``stop=False`` runs every epoch; ``stop_on_validation=False`` keeps the stopping rule
+    on the training loss when a validation set is only held out for a callback.
     """
     session = current_session()
     convergence = find(net, Convergence)
     convergence.active = stop
+    convergence.on_validation = stop_on_validation
     net.train_split = None if data_valid is None else _Holdout(data_valid)
-    session.progress(epochs)
+    session.in_loop = True
     try:
         net.partial_fit(data_train, None, epochs=epochs)
     except RuntimeError as exc:
         if "overflow" not in str(exc):
             raise
         find(net, DivergenceGuard).fail(net, f"the optimizer's step overflowed ({exc})")
+    except KeyboardInterrupt:
+        if not session.interrupted:  # raised by a callback after the loop (on_train_end)
+            raise
     finally:
+        session.in_loop = False
         net.train_split = None  # never keep a reference to the data
+    if len(net.history) and "train_loss" not in net.history[-1]:
+        del net.history[-1]  # the epoch that a Ctrl-C or a callback's stop cut short
+    ran = convergence.epochs_run
+    if session.bar is not None and ran < epochs:
+        session.bar.total -= epochs - ran
+        session.bar.refresh()
     if session.interrupted:
-        if len(net.history) and "train_loss" not in net.history[-1]:
-            del net.history[-1]  # the epoch the user cut short
         return "interrupted"
     if convergence.converged:
         return "converged"
-    if convergence.epochs_run < epochs:
+    if ran < epochs:
         return "stopped"
     return "max_iter" if stop else "completed"
 
 
 def report(outcome, estimator_name, n_epochs, max_iter):
-    """The warning a fit ends with: Ctrl-C (once per session), or MLPRegressor's
-    ``ConvergenceWarning`` when ``max_iter`` ran out before convergence."""
+    """The warning a fit ends with, given when the fit session closes: Ctrl-C (once per
+    session), or MLPRegressor's ``ConvergenceWarning`` when ``max_iter`` ran out first."""
     session = current_session()
-    if outcome == "interrupted" and not session.warned:
-        session.warned = True
-        warn(f"{estimator_name}: training was interrupted (KeyboardInterrupt) after {n_epochs} "
-             "complete epoch(s); the weights trained so far are kept and the estimator is usable.",
-             UserWarning)
+    if outcome == "interrupted":
+        session.warn(f"{estimator_name}: training was interrupted (KeyboardInterrupt) after {n_epochs} "
+                     "complete epoch(s); the weights trained so far are kept and the estimator is usable.",
+                     UserWarning)
     elif outcome == "max_iter":
-        warn(f"Stochastic optimizer: maximum iterations ({max_iter}) reached and the optimization "
-             "hasn't converged yet.", ConvergenceWarning)
+        session.warn(f"Stochastic optimizer: maximum iterations ({max_iter}) reached and the "
+                     "optimization hasn't converged yet.", ConvergenceWarning)
 
 
 _PACKAGES = tuple(os.path.dirname(m.__file__) + os.sep for m in (sys.modules[__name__.rsplit(".", 1)[0]],
-                                                                   sys.modules["sklearn"]))
+                                                                   sys.modules["sklearn"])) + (contextlib.__file__,)
 
 
 def warn(message, category):
     """``warnings.warn`` attributed to the user's line: the first caller outside this package and
     scikit-learn (a fit can be nested in a pipeline, a search, or pretraining)."""
-    frame, level = sys._getframe(1), 1
+    frame, level = sys._getframe(1), 2
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGES):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)

@@ -27,10 +27,12 @@ ACTIVATIONS = {
 def linear(n_in, n_out, generator, gain=1.0):
     """A ``nn.Linear`` initialised from ``generator`` (Glorot-uniform weights, zero bias).
 
-    The layer is built without touching the global random state: ``skip_init`` allocates it
-    uninitialised and the values are drawn from the estimator's own generator.
+    The layer is built without touching the global random state (torch's own initialisation
+    draws from it inside ``fork_rng``, which puts it back), then its values are drawn from the
+    estimator's own generator.
     """
-    layer = nn.utils.skip_init(nn.Linear, n_in, n_out)
+    with torch.random.fork_rng(devices=[]):
+        layer = nn.Linear(n_in, n_out)
     bound = gain * math.sqrt(6.0 / (n_in + n_out))
     with torch.no_grad():
         layer.weight.uniform_(-bound, bound, generator=generator)
@@ -284,6 +286,11 @@ class RBM(nn.Module):
         self.chain = None  # persistent hidden states, (rows, n_hidden)
         self._generator = None
         self._generator_state = None
+        # statistics of the training input (the base-rate model that AIS starts from) and the
+        # seeds of scoring: state, so a state dict round trip carries what scoring needs
+        self.register_buffer("input_sum", torch.zeros(n_visible, dtype=torch.float64))
+        self.register_buffer("input_count", torch.zeros((), dtype=torch.float64))
+        self.scoring_seeds = {"ais": 0, "bound": 0}
 
     def generator(self, device):
         """The Gibbs chain's generator on ``device`` (created or moved there on first use)."""
@@ -301,11 +308,19 @@ class RBM(nn.Module):
     def get_extra_state(self):
         gen = self._generator
         return {"chain": None if self.chain is None else self.chain.clone(),
-                "generator": self._generator_state if gen is None else (gen.device.type, gen.get_state())}
+                "generator": self._generator_state if gen is None else (gen.device.type, gen.get_state()),
+                "scoring_seeds": dict(self.scoring_seeds)}
 
     def set_extra_state(self, state):
         self.chain = state["chain"]
         self._generator, self._generator_state = None, state["generator"]
+        self.scoring_seeds = dict(state["scoring_seeds"])
+
+    def base_rate_logits(self):
+        """Log-odds of the smoothed mean of each visible unit over the training input,
+        (sum + 1) / (count + 2): the independent-units model AIS starts from."""
+        p = (self.input_sum + 1.0) / (self.input_count + 2.0)
+        return torch.log(p) - torch.log1p(-p)
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -411,3 +411,228 @@ def test_huge_layers_and_grad_tensors_get_clear_errors(X):
     with pytest.raises(ValueError, match="requires grad"):
         ae.transform(Xt)
     np.testing.assert_allclose(ae.transform(Xt.detach()), ae.transform(X), rtol=1e-5)
+
+
+# ------------------------------------------------------------- found by attacking the above
+class StopAt(Callback):
+    """skorch's way for a callback to end training: raise KeyboardInterrupt (here mid-epoch)."""
+
+    def __init__(self, batch=2):
+        self.batch = batch
+
+    def on_batch_end(self, net, training=None, **kwargs):
+        if training and len(net.history[-1]["batches"]) == self.batch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("cls", [AutoencoderTransformer, VAETransformer, BernoulliRBMStack])
+def test_a_callbacks_stop_mid_epoch_drops_that_epoch(cls, X, X01):
+    data = X01 if cls is BernoulliRBMStack else X
+    est = small(cls, batch_size=10, callbacks=[StopAt()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a callback's stop is no interruption
+        est.fit(data)
+        assert est.n_iter_ == len(est.loss_curve_) == 0
+        est.set_params(callbacks=None).partial_fit(data)
+        est.set_params(callbacks=[StopAt()]).partial_fit(data)
+    assert est.n_iter_ == len(est.loss_curve_) == 1 == len(est.net_.history)
+
+
+@pytest.mark.parametrize("callback", [lambda: EarlyStopping(sink=lambda *a: None),
+                                      lambda: Checkpoint(dirname=None, monitor="valid_loss_best")])
+def test_validation_callbacks_work_with_partial_fit_too(X, callback, tmp_path):
+    ae = small(AutoencoderTransformer, callbacks=[callback()])
+    if isinstance(ae.callbacks[0], Checkpoint):
+        ae.callbacks[0].dirname = str(tmp_path)
+    ae.fit(X)
+    ae.partial_fit(X)
+    assert "valid_loss" in ae.net_.history[-1]
+
+
+def test_a_stack_refuses_validation_callbacks_clearly(X01):
+    stack = BernoulliRBMStack(n_components=2, max_iter=2, device="cpu", callbacks=[EarlyStopping()])
+    with pytest.raises(ValueError, match="monitor='train_loss'"):
+        stack.fit(X01)
+    assert not hasattr(stack, "nets_")
+
+
+def test_rbm_divergence_well_below_overflow_is_caught():
+    """Was: learning_rate=100 trained silently to -105 nats (lr 0.05: -7.3)."""
+    X = (np.random.RandomState(0).rand(300, 12) < 0.3).astype(np.float32)
+    with pytest.raises(DivergenceError, match="training loss reached"):
+        BernoulliRBMStack(n_components=4, learning_rate=100, random_state=0, device="cpu").fit(X)
+    BernoulliRBMStack(n_components=4, learning_rate=1.0, random_state=0, device="cpu").fit(X)
+
+
+@pytest.mark.parametrize("param, value", [("learning_rate_init", -1.0), ("batch_size", 0), ("alpha", -1.0)])
+def test_partial_fit_validates_parameters_set_after_a_fit(X, param, value):
+    ae = small(AutoencoderTransformer).fit(X)
+    ae.set_params(**{param: value})
+    with pytest.raises(ValueError, match=param):
+        ae.partial_fit(X)
+
+
+def test_partial_fit_validates_rbm_parameters(X01):
+    rbm = small(BernoulliRBMStack).fit(X01)
+    rbm.set_params(n_gibbs_steps=0)
+    with pytest.raises(ValueError, match="n_gibbs_steps"):
+        rbm.partial_fit(X01)
+
+
+def test_a_failed_fit_leaves_a_random_state_instance_as_it_was(X):
+    def fit(fail_first):
+        rs = np.random.RandomState(0)
+        ae = small(AutoencoderTransformer, batch_size=10, random_state=rs)
+        if fail_first:
+            ae.set_params(callbacks=[RaiseAt(RuntimeError("boom"))])
+            with pytest.raises(RuntimeError):
+                ae.fit(X)
+            ae.set_params(callbacks=None)
+        return ae.fit(X).transform(X)
+
+    np.testing.assert_array_equal(fit(True), fit(False))
+
+
+def test_warnings_point_at_the_users_line(X):
+    with pytest.warns(ConvergenceWarning) as caught:
+        small(AutoencoderTransformer, max_iter=2, tol=0.0).fit(X)
+    assert caught[0].filename == __file__
+    ae = small(AutoencoderTransformer, n_components=2).fit(X)
+    with pytest.warns(UserWarning, match="n_components") as caught:
+        ae.set_params(warm_start=True, n_components=3).fit(X)
+    assert [w.filename for w in caught if "n_components" in str(w.message)] == [__file__]
+
+
+@needs_sigint
+def test_ctrl_c_after_training_finishes_the_statistics_and_keeps_the_model(X, monkeypatch):
+    """Was: a Ctrl-C in the noise-variance pass after training rolled the whole fit back."""
+    import sklearn_ae._base as base
+
+    moments = base.column_moments
+
+    def pressed(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)  # deferred: the statistics still complete
+        return moments(*args, **kwargs)
+
+    monkeypatch.setattr(base, "column_moments", pressed)
+    ae = small(AutoencoderTransformer, tol=0.0)
+    with pytest.warns(UserWarning, match="interrupted"):
+        ae.fit(X)
+    assert ae.n_iter_ == len(ae.loss_curve_) == 5
+    assert np.all(np.isfinite(ae.score_samples(X)))
+
+
+@needs_sigint
+def test_ctrl_c_between_the_layers_of_a_stack(X01, monkeypatch):
+    """Was: a Ctrl-C while the first layer's output was passed up discarded the whole fit."""
+    up = BernoulliRBMStack._up
+
+    def pressed(module, data, device):
+        signal.raise_signal(signal.SIGINT)
+        return up(module, data, device)
+
+    monkeypatch.setattr(BernoulliRBMStack, "_up", staticmethod(pressed))
+    stack = BernoulliRBMStack(n_components=2, hidden_layer_sizes=(5,), max_iter=3, random_state=0, device="cpu")
+    with pytest.warns(UserWarning, match="interrupted"):
+        stack.fit(X01)
+    assert [len(c) for c in stack.loss_curves_] == [3, 0]
+    assert stack.transform(X01).shape == (len(X01), 2)
+
+
+@needs_sigint
+def test_a_users_own_sigint_handler_decides(X):
+    calls = []
+    previous = signal.signal(signal.SIGINT, lambda *args: calls.append(1))  # does not raise
+    try:
+        ae = small(AutoencoderTransformer, batch_size=10, tol=0.0, callbacks=[SigintAt(epoch=2, batch=1)])
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*interrupted")
+            ae.fit(X)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert calls == [1] and ae.n_iter_ == 5
+
+
+def test_callbacks_are_used_as_given(X):
+    """Was: callbacks were deep-copied, so a logger wrote nowhere and one holding a lock failed."""
+    class Log(Callback):
+        def __init__(self, sink):
+            self.sink, self.lock = sink, threading.Lock()
+
+        def on_epoch_end(self, net, **kwargs):
+            with self.lock:
+                self.sink.append(net.history[-1, "train_loss"])
+
+    sink = []
+    ae = small(AutoencoderTransformer, tol=0.0, callbacks=[Log(sink)]).fit(X)
+    assert sink == ae.loss_curve_
+
+
+def test_concurrent_fits_leave_torchs_thread_count_alone(X):
+    before = torch.get_num_threads()
+    threads = [threading.Thread(target=lambda: small(AutoencoderTransformer, max_iter=20).fit(X))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert torch.get_num_threads() == before
+
+
+def test_float32_tensors_give_float32(X):
+    ae = small(AutoencoderTransformer).fit(X)
+    assert ae.transform(torch.from_numpy(X)).dtype == np.float32
+
+
+def test_huge_rbm_layers_get_a_clear_error(X01):
+    with pytest.raises(ValueError, match="Could not allocate"):
+        BernoulliRBMStack(n_components=10**12, device="cpu").fit(X01)
+
+
+def test_rbm_save_params_restores_a_stacks_scores_and_weights(X01, tmp_path):
+    trained = BernoulliRBMStack(n_components=3, hidden_layer_sizes=(6,), max_iter=5, random_state=0,
+                                device="cpu").fit(X01)
+    other = BernoulliRBMStack(n_components=3, hidden_layer_sizes=(6,), max_iter=1, random_state=4,
+                              device="cpu").fit(X01[:40])
+    other.score_samples(X01)
+    for i, (a, b) in enumerate(zip(trained.nets_, other.nets_)):
+        a.save_params(f_params=str(tmp_path / f"{i}.pt"))
+        b.load_params(f_params=str(tmp_path / f"{i}.pt"))
+    np.testing.assert_allclose(other.score_samples(X01), trained.score_samples(X01), rtol=1e-6)
+    for a, b in zip(other.coefs_, trained.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------- the RBM as BernoulliRBM
+def test_a_single_rbm_has_bernoulli_rbms_attributes_and_gibbs(X01):
+    from sklearn.neural_network import BernoulliRBM
+
+    ours = BernoulliRBMStack(n_components=5, max_iter=3, random_state=0, device="cpu").fit(X01)
+    theirs = BernoulliRBM(n_components=5, n_iter=3, random_state=0).fit(X01)
+    for name in ("components_", "intercept_hidden_", "intercept_visible_"):
+        assert getattr(ours, name).shape == getattr(theirs, name).shape
+    np.testing.assert_array_equal(ours.components_, ours.coefs_[0].T)
+    v = ours.gibbs(X01[:7])
+    assert v.shape == theirs.gibbs(X01[:7]).shape == (7, 8) and v.dtype == bool
+    assert not np.array_equal(ours.gibbs(X01), ours.gibbs(X01))  # the chain of draws moves on
+    again = BernoulliRBMStack(n_components=5, max_iter=3, random_state=0, device="cpu").fit(X01)
+    np.testing.assert_array_equal(again.gibbs(X01[:7]), v)  # seeded at fit
+    stack = BernoulliRBMStack(n_components=2, hidden_layer_sizes=(4,), max_iter=1, device="cpu").fit(X01)
+    assert not hasattr(stack, "components_") and not hasattr(stack, "gibbs")
+
+
+def test_the_default_learning_rate_decays_linearly_over_a_fit(X01):
+    class Rates(Callback):
+        def initialize(self):
+            self.rates = []
+            return self
+
+        def on_epoch_end(self, net, **kwargs):
+            self.rates.append(net.optimizer_.param_groups[0]["lr"])
+
+    rbm = BernoulliRBMStack(n_components=3, max_iter=4, random_state=0, device="cpu",
+                            callbacks=[("rates", Rates())]).fit(X01)
+    np.testing.assert_allclose(dict(rbm.net_.callbacks_)["rates"].rates, [0.1, 0.075, 0.05, 0.025])
+    assert rbm.net_.optimizer_.param_groups[0]["lr"] == 0.1
+    rbm.set_params(learning_rate_schedule="constant").fit(X01)
+    np.testing.assert_allclose(dict(rbm.net_.callbacks_)["rates"].rates, [0.1] * 4)
