@@ -9,7 +9,8 @@ across several kinds of binary data, tuning on some sets and confirming on other
 Every run fits one ``BernoulliRBMStack`` (a single RBM, ``n_components=256``) on a training split
 and scores the test split in nats per row:
 
-* log Z exact (enumeration of the visible side) when a set has at most 22 features, otherwise
+* log Z exact (enumeration of the visible side) when a set has at most 22 features (of the
+  hidden side for the 16-unit models of the ``exact`` stage), otherwise
   annealed importance sampling (AIS, 100 runs) at ``--betas`` intermediate distributions. AIS
   underestimates log Z in expectation, so an under-annealed estimate flatters the model: every
   record keeps the log-likelihood at each schedule with its effective sample size, and the summary
@@ -25,15 +26,23 @@ a learning-rate schedule (a skorch callback that sets the SGD learning rate at t
 epoch) and the initialisation of the visible biases to the log-odds of the training means
 (a skorch callback that writes them before the first epoch).
 
-Data sets (binary; a fixed 70/30 split unless the set has its own test split):
-tuning sets choose the defaults, held-out sets only confirm them.
+Data sets (``DATASETS``; binary, a fixed 70/30 split unless the set comes with its own test
+rows): tuning sets choose the defaults, held-out sets only confirm them.
 
-Stages (``--stage``): ``screen`` (one seed, learning rate x batch x schedule x visible-bias
-initialisation), ``refine`` (one seed, momentum, weight decay, CD vs PCD, epochs around the
-screen's best), ``final`` (three seeds of the candidates on every set, two AIS schedules),
-``exact`` (small RBMs, n_components=16, whose log Z is exact: AIS against the truth) and
-``summary`` (the markdown table from the records). Records are appended to
-``results/rbm_defaults_study.json`` as each run finishes; a run already recorded is skipped.
+Stages (``--stage``), run in this order: ``screen`` (one seed, learning rate x schedule x
+visible-bias initialisation at batch 10, PCD-1), ``refine`` (one seed: epochs, momentum, weight
+decay, CD vs PCD, larger batches around the screen's best), ``refine-cd`` (one seed, around CD-1,
+which the refine stage favoured), ``final`` (three seeds of the recommended defaults and of
+scikit-learn's on every set, tuning and held out, two AIS schedules for seed 0), ``posthoc``
+(MNIST only, after the held-out results: longer AIS for scikit-learn's defaults and two PCD
+alternatives), ``exact`` (16 hidden units, log Z exact: AIS against the truth), ``timing`` (the
+MNIST fit alone, once the other stages are done) and ``summary`` (the markdown from the records).
+Records are appended to ``results/rbm_defaults_study.json`` as each run finishes; a run already
+recorded is skipped, so a stage can be interrupted and resumed.
+
+Run from the repository root, e.g.
+``PYTHONPATH=.:benchmarks nice -n 10 python benchmarks/study_rbm_defaults.py --stage screen``.
+About two and a half hours of wall time on a loaded 2-core machine for all stages.
 """
 
 import argparse
@@ -328,17 +337,18 @@ def run(stage, dataset, cfg, seed, betas, done, ctx):
     if error is None:
         estimates = []
         exact = X_train.shape[1] <= MAX_EXACT_FEATURES or min(X_train.shape[1], cfg["n_components"]) <= 20
-        if exact:
+        if exact and betas:
             estimates.append(score(model, X_test, "exact"))
         if not exact or stage in AIS_BESIDE_EXACT:  # there, AIS is checked against the truth
             for n_betas in betas:
                 estimates.append(score(model, X_test, "ais", n_betas))
         rec["estimates"] = estimates
-        if exact:
-            rec["log_likelihood"] = estimates[0]["log_likelihood"]
-        else:  # AIS flatters when under-annealed: the lowest estimate is the conservative one
-            rec["log_likelihood"] = min(e["log_likelihood"] for e in estimates)
-        rec["gain"] = rec["log_likelihood"] - baseline
+        if estimates:  # none: a timing run
+            if exact:
+                rec["log_likelihood"] = estimates[0]["log_likelihood"]
+            else:  # AIS flatters when under-annealed: the lowest estimate is the conservative one
+                rec["log_likelihood"] = min(e["log_likelihood"] for e in estimates)
+            rec["gain"] = rec["log_likelihood"] - baseline
         if dataset == "synth-rbm":
             rec["true_model_ll"] = synth_rbm_true_ll(X_test)
     done.add(key)
@@ -408,8 +418,8 @@ def cd_configs(dataset):
 
 
 #: the recommended defaults, chosen on the tuning sets: CD-1 at lr 0.1 with linear decay, batch 10,
-#: 20 epochs, visible biases from the data (refine-cd: best or within 0.2 nats of the best
-#: configuration at equal cost on every tuning set)
+#: 20 epochs, visible biases from the data (refine-cd: within 0.4 nats of the best configuration
+#: at equal fit time on every tuning set)
 RECOMMENDED = config(learning_rate=0.1, max_iter=20, schedule="linear", vbias="data", persistent=False)
 
 
@@ -438,13 +448,33 @@ def exact_configs(dataset):
     return [config(n_components=16), dict(RECOMMENDED, n_components=16)]
 
 
+def posthoc_configs(dataset):
+    """After the held-out results, on MNIST only (so no longer held out): scikit-learn's defaults
+    refitted at seeds 1 and 2 (same seed and threads, same model: the 10,000-beta figure must
+    repeat) and scored at 30,000 betas, because their final-stage AIS had an effective sample size
+    of 1; and two PCD alternatives for the record: PCD-1 at a constant lr 0.01 for 10 epochs (the
+    issue's better setting) and the recommended defaults with PCD-1 instead of CD-1."""
+    return [config(), config(learning_rate=0.01),
+            dict(RECOMMENDED, persistent=True)]
+
+
+def posthoc_seeds(cfg):
+    return (1, 2) if cfg == config() else (0,)
+
+
+def posthoc_betas(cfg, seed):
+    return (10000, 30000) if cfg == config() else (10000, 20000)
+
+
 STAGES = {
     # stage: (configurations, data sets, seeds, AIS schedules)
     "screen": (screen_configs, TUNING, (0,), (3000,)),
     "refine": (refine_configs, TUNING, (0,), (10000,)),
     "refine-cd": (cd_configs, TUNING, (0,), (10000,)),
     "final": (final_configs, HELD_OUT + TUNING, final_seeds, final_betas),
-    "exact": (exact_configs, ["digits8", "synth-mixture", "mnist"], (0,), (1000, 10000, 20000)),
+    "posthoc": (posthoc_configs, ["mnist"], posthoc_seeds, posthoc_betas),
+    "exact": (exact_configs, ["digits8", "mnist"], (0,), (1000, 10000, 20000)),
+    "timing": (lambda dataset: [RECOMMENDED, config()], ["mnist"], (0,), ()),
 }
 
 
@@ -511,8 +541,6 @@ def _gain_table(records, datasets):
 
 
 def summary(records):
-    from sklearn_ae import __version__  # noqa: F401  (the package measured must import)
-
     lines = ["# RBM defaults study (issue 13, item 2)", "",
              f"Produced by `benchmarks/study_rbm_defaults.py`; every run is a record in "
              f"`{RESULTS_JSON.name}`. Machine: {records[0]['machine'] if records else '?'}, one "
@@ -521,9 +549,12 @@ def summary(records):
              "Log-likelihoods are test-set means in nats per row. *Gain* is the RBM's test "
              "log-likelihood minus that of independent pixels (per-feature Bernoulli at the "
              "training means clipped to [1/(2n), 1 - 1/(2n)]). log Z is exact for sets with at "
-             f"most {MAX_EXACT_FEATURES} features, otherwise AIS (100 runs); where two AIS schedules "
-             "were run, the lower (more conservative) log-likelihood is used.", "",
-             "## Data sets", ""]
+             f"most {MAX_EXACT_FEATURES} features (and for the 16-unit models of stage `exact`), "
+             "otherwise AIS (100 runs); where two AIS schedules were run, the lower (more "
+             "conservative) log-likelihood is used. In the stage tables, *mean fraction of best* "
+             "is a configuration's gain divided by the best gain on that set in the same table, "
+             "averaged over the sets it ran on.", "",
+             RECOMMENDATION, "## Data sets", ""]
     rows = []
     for name, (_, role, kind) in DATASETS.items():
         X_train, X_test = load(name)
@@ -533,6 +564,10 @@ def summary(records):
                              "independent LL"], rows))
     for stage in ("screen", "refine", "refine-cd"):
         staged = [r for r in records if r["stage"] == stage]
+        if stage == "refine-cd":  # its centre ran in the refine stage
+            centre = config_name(config(learning_rate=0.05, max_iter=20, schedule="linear",
+                                        vbias="data", persistent=False))
+            staged += [r for r in records if r["stage"] == "refine" and r["config"] == centre]
         if staged:
             datasets = [d for d in DATASETS if any(r["dataset"] == d for r in staged)]
             lines += [f"## Stage `{stage}`: gain over independent pixels (seed 0)", "",
@@ -540,7 +575,23 @@ def summary(records):
     final = [r for r in records if r["stage"] == "final"]
     if final:
         lines += _final_section(final)
-    lines += _ais_section([r for r in records if r["stage"] in ("final", "exact")])
+    posthoc = [r for r in records if r["stage"] == "posthoc"]
+    if posthoc:
+        lines += ["## Stage `posthoc` (MNIST only, after the held-out results)", "",
+                  " ".join(posthoc_configs.__doc__.split()), ""]
+        rows = [[r["config"], r["seed"], f"{r['fit_seconds']:.1f}",
+                 _ais_figures(r["estimates"]), f"{r['gain']:.2f}"] for r in posthoc]
+        lines.append(C.md_table(["configuration", "seed", "fit s", "AIS LL by betas",
+                                 "gain (lowest LL)"], rows))
+    timing = [r for r in records if r["stage"] == "timing"]
+    if timing:
+        lines += ["## Stage `timing`: the MNIST fit alone", "",
+                  "The 10,000 MNIST training rows, one torch thread (what the estimator picks for "
+                  "this model size on a 2-core machine), after the other stages had finished.", "",
+                  C.md_table(["configuration", "fit s", "1-min load average"],
+                             [[r["config"], f"{r['fit_seconds']:.1f}", r["load_average_1min"]]
+                              for r in timing])]
+    lines += _ais_section([r for r in records if r["stage"] in ("final", "exact", "posthoc")])
     return "\n".join(lines) + "\n"
 
 
@@ -557,6 +608,13 @@ def _final_section(final):
              f"Recommended: `{rec_name}`; scikit-learn's: `{sk_name}`. Mean ± standard deviation "
              "over seeds 0, 1, 2 (the split is fixed; the seed changes initialisation, shuffling "
              "and the Gibbs chains). Fit seconds: median over seeds.", ""]
+    zero_name = config_name(dict(RECOMMENDED, vbias="zero"))
+
+    def min_ess(runs):
+        ess = [e["effective_sample_size"] for r in runs for e in r.get("estimates", [])
+               if e["method"] == "ais"]
+        return f"{min(ess):.0f}" if ess else "exact"
+
     rows = []
     for role in ("tuning", "held-out"):
         for dataset in DATASETS:
@@ -564,23 +622,36 @@ def _final_section(final):
                 continue
             ours = [r for r in final if r["dataset"] == dataset and r["config"] == rec_name]
             theirs = [r for r in final if r["dataset"] == dataset and r["config"] == sk_name]
+            zero = [r for r in final if r["dataset"] == dataset and r["config"] == zero_name]
             if not ours:
                 continue
             gains = [r.get("gain") for r in ours]
             rows.append([dataset, role, f"{ours[0]['independent_ll']:.2f}",
                          _spread([r.get("log_likelihood") for r in ours]), _spread(gains),
                          "—" if None in gains else f"{min(gains):.2f}",
-                         f"{np.median([r['fit_seconds'] for r in ours]):.1f}",
+                         f"{np.median([r['fit_seconds'] for r in ours]):.1f}", min_ess(ours),
                          _spread([r.get("gain") for r in theirs]),
-                         f"{np.median([r['fit_seconds'] for r in theirs]):.1f}" if theirs else "—"])
+                         f"{np.median([r['fit_seconds'] for r in theirs]):.1f}" if theirs else "—",
+                         min_ess(theirs) if theirs else "—",
+                         _spread([r.get("gain") for r in zero]) if zero else ""])
     lines.append(C.md_table(["data set", "role", "independent LL", "RBM LL (recommended)",
-                             "gain", "worst seed's gain", "fit s", "gain, scikit-learn's defaults",
-                             "fit s"], rows))
+                             "gain", "worst seed's gain", "fit s", "lowest AIS ESS",
+                             "gain, scikit-learn's defaults", "fit s", "lowest AIS ESS",
+                             "gain, recommended but zero visible biases (seed 0)"], rows))
+    lines += ["An AIS effective sample size of a few runs in 100 means that figure is an "
+              "under-annealed estimate, which flatters the model: the scikit-learn-defaults column "
+              "is, if anything, too kind to them.", ""]
     truth = [r for r in final if r["dataset"] == "synth-rbm" and "true_model_ll" in r]
     if truth:
         lines += [f"synth-rbm: the generating RBM itself scores {truth[0]['true_model_ll']:.2f} "
                   "(exact), the ceiling for that set.", ""]
     return lines
+
+
+def _ais_figures(estimates):
+    """``betas: LL (ESS n)`` for each AIS estimate, joined by slashes."""
+    return " / ".join(f"{e['n_betas']}: {e['log_likelihood']:.2f} (ESS {e['effective_sample_size']:.0f})"
+                      for e in estimates if e["method"] == "ais")
 
 
 def _ais_section(records):
@@ -595,8 +666,7 @@ def _ais_section(records):
         exact = [e for e in r.get("estimates", []) if e["method"] == "exact"]
         if len(ais) + len(exact) < 2:
             continue
-        figures = " / ".join(f"{e['n_betas']}: {e['log_likelihood']:.2f} (ESS {e['effective_sample_size']:.0f})"
-                             for e in ais)
+        figures = _ais_figures(ais)
         gap = f"{ais[0]['log_likelihood'] - ais[-1]['log_likelihood']:.2f}" if len(ais) > 1 else "—"
         error = " / ".join(f"{e['log_likelihood'] - exact[0]['log_likelihood']:+.2f}" for e in ais) \
             if exact else "—"
@@ -605,6 +675,66 @@ def _ais_section(records):
     lines.append(C.md_table(["stage", "data set", "configuration", "seed", "exact LL",
                              "AIS LL by betas", "gap", "AIS - exact"], rows))
     return lines
+
+
+RECOMMENDATION = """## Recommendation
+
+| parameter | scikit-learn `BernoulliRBM` | recommended `BernoulliRBMStack` default |
+|---|---|---|
+| `n_components` | 256 | 256 (not studied) |
+| `learning_rate` | 0.1, constant | 0.1, decayed linearly over the epochs of a fit: epoch e = 0, 1, ..., max_iter - 1 runs at 0.1 * (1 - e / max_iter) |
+| `batch_size` | 10 | 10 |
+| `n_iter` / `max_iter` | 10 | **20** |
+| update | persistent CD-1 | **CD-1** (`persistent=False`), `n_gibbs_steps=1` |
+| `momentum`, `alpha` (weight decay) | none | 0, 0 |
+| visible biases at the start | 0 | **log-odds of the training means**, (sum + 1) / (n + 2) |
+
+Why, from the tables below (gains in nats per row over independent pixels):
+
+* The tuning sets chose it. In stage `final` the recommended defaults score above scikit-learn's
+  on every set at every seed (the worst seed of ours above the best of theirs): 3.6-26.9 nats on
+  the tuning sets, where scikit-learn's defaults average -19 to +5 (negative on cardio,
+  satellite and the Bernoulli mixture).
+* Held out, confirmed: binarized MNIST 36.4 ± 2.3 (worst seed 33.7; the target is 20), ODDS
+  musk 65.6 ± 2.4, ODDS arrhythmia (316 training rows) 25.4 ± 0.1, the random-RBM samples
+  7.3 ± 0.1 of the 9.5 the generating RBM itself reaches. scikit-learn's defaults: musk -72 ± 67,
+  arrhythmia -23 ± 4, random RBM -3.5 ± 2.0, MNIST -1.8 / 28.9 / 25.1 at seeds 0 / 1 / 2 (seeds 1
+  and 2 at 30,000 betas, `posthoc`), with AIS effective sample sizes of 1-2 of 100 on MNIST.
+* A decaying learning rate is the largest single factor: PCD-1 at lr 0.1 scores 0.6-18 nats
+  lower per set at a constant rate than with the linear decay (screen), CD-1 at lr 0.05 0.1-2.3
+  nats lower (`refine-cd`).
+* CD-1 rather than PCD-1: equal or better on 7 of the 8 tuning sets at the same settings (16 nats
+  better on the Bernoulli mixture) and its models are ones AIS can score: the lowest effective
+  sample size at 10,000 betas over the final runs of the recommended defaults is 7 of 100, and
+  10,000 and 20,000 betas agree within 0.16 nats on every set. PCD's persistent chains are as many as the batch rows (10), and
+  PCD-1 models at lr 0.05-0.1 left AIS with effective sample sizes as low as 1-9 of 100 on the
+  bars and the mixture (screen at 3,000 betas, refine at 10,000) and on MNIST at 20,000-30,000
+  (`posthoc`). The price, measured after the fact on MNIST only (`posthoc`): PCD-1 at a constant
+  lr 0.01 for 10 epochs scores 63.1 (ESS 35-64) and the recommended settings with PCD-1 instead of
+  CD-1 66.7 (ESS 1-2, so not a reliable figure), against CD-1's 33.7-39.4; on the tuning sets
+  PCD-1 at a constant lr 0.01 was 1.6-9.5 nats behind the recommended defaults on every set
+  (screen, 20 epochs).
+* lr 0.1 over lr 0.05 at 20 epochs (CD-1): better on 7 of the 8 tuning sets, and within 0.4 nats
+  of lr 0.05 over 40 epochs on every set with half the epochs. Momentum 0.5 at lr 0.05 is within
+  0.3 nats of lr 0.1 without momentum; batch 50 (lr 0.1, 60 epochs) was lower on 7 of 8 sets
+  (refine-cd). Weight decay, tried with PCD-1 only (refine), moved the sets by -2.5 to +2.3 nats
+  with no consistent sign, so none is recommended.
+* The visible-bias initialisation: with CD-1 it changed the tuning sets by at most 0.21 nats,
+  but on held-out MNIST (127 pixels never on in the training rows) zero-initialised visible biases
+  gave 7.9 instead of 33.7 (seed 0); on musk and arrhythmia zero-initialised biases did 0.7 and
+  1.1 nats better (seed 0), on the random-RBM samples the same.
+* Model size was not studied, but one figure bears on it: on MNIST a 16-unit RBM trained with the
+  recommended settings scores 34.7 above independent pixels (exact log Z, stage `exact`), close
+  to the 256-unit one's 33.7-39.4.
+* Fit time: the MNIST fit (10,000 rows, 784 features) took 33.6 s on one thread with the load of
+  other jobs at 3.9 (`timing`), against 15.8 s for scikit-learn's defaults.
+
+What the estimator has to implement (prototyped here with skorch callbacks through the public
+`callbacks` parameter): the linear schedule (SGD's learning rate set before each epoch of `fit`,
+per layer over that layer's `max_iter` epochs), the data-mean initialisation of each RBM's visible
+biases before its first update in a fresh fit, and the new defaults `max_iter=20`,
+`persistent=False`.
+"""
 
 
 STAGE_NOTES = {
