@@ -29,6 +29,7 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
     %(hidden_layer_sizes)s
     %(activation)s
     %(likelihood)s
+    %(noise_model)s
     %(training_parameters)s
     pretraining : None, "rbm" or BernoulliRBMStack, default=None
         ``"rbm"`` initialises the encoder layer by layer with a stack of Bernoulli RBMs (sizes
@@ -77,20 +78,27 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
     (3,)
     """
 
+    _docstring_notes = {"alpha": (
+        "The default is 0.1, not ``MLPRegressor``'s 1e-4: the noise is fitted on the training "
+        "residuals, and a network regularised less fits its training rows so closely that "
+        "held-out log-likelihoods fall far below PCA's on small or wide data "
+        "(benchmarks/results/noise_weight_decay_study.md).")}
+
     _parameter_constraints = {
         **BaseReconstructionAutoencoder._parameter_constraints,
         "pretraining": [None, StrOptions({"rbm"}), HasMethods(["fit", "transform", "set_params"])],
     }
 
     def __init__(self, n_components=8, *, hidden_layer_sizes=(128, 64), activation="tanh",
-                 likelihood="gaussian", alpha=1e-4, batch_size="auto", learning_rate_init=1e-3,
-                 max_iter=200, tol=1e-4, n_iter_no_change=10, early_stopping=False,
+                 likelihood="gaussian", noise_model="diagonal", alpha=0.1, batch_size="auto",
+                 learning_rate_init=1e-3, max_iter=200, tol=1e-4, n_iter_no_change=10, early_stopping=False,
                  validation_fraction=0.1, shuffle=True, random_state=None, verbose=0,
                  warm_start=False, device="auto", callbacks=None, pretraining=None):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.likelihood = likelihood
+        self.noise_model = noise_model
         self.alpha = alpha
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init

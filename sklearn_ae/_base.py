@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
 from . import _accelerate, _engine
-from ._likelihoods import bernoulli_log_prob_logits, gaussian_log_prob
+from ._likelihoods import bernoulli_log_prob_logits, gaussian_log_prob, shared_noise_for_constant_features
 from ._modules import ACTIVATIONS, ReconstructionLoss
 
 # Inference never holds more than this many rows on the device at once.
@@ -55,28 +55,42 @@ class _FitContext:
         vars(self).update(kwargs)
 
 
-def column_moments(X, variance=True):
-    """Per-column mean and (biased) variance of X in float64, a block of rows at a time (about
-    a million values), so no float64 copy of X is made. X is a NumPy array, a tensor or a scipy
-    sparse matrix. Two passes (the mean, then the squared deviations): a constant column gives
-    exactly zero."""
-    n = X.shape[0]
+def _column_chunks(X):
+    """X a block of rows at a time (about a million values), each block a float64 tensor: no
+    float64 copy of the whole of X. X is a NumPy array, a tensor or a scipy sparse matrix."""
     rows = max(1, min(INFERENCE_BATCH_SIZE, (1 << 20) // max(X.shape[1], 1)))
+    for start in range(0, X.shape[0], rows):
+        part = X[start:start + rows]
+        if torch.is_tensor(part):
+            yield part.double()
+        else:
+            yield torch.from_numpy(np.array(part.toarray() if sp.issparse(part) else part,
+                                            dtype=np.float64))
 
-    def chunks():
-        for start in range(0, n, rows):
-            part = X[start:start + rows]
-            if torch.is_tensor(part):
-                yield part.double()
-            else:
-                yield torch.from_numpy(np.array(part.toarray() if sp.issparse(part) else part,
-                                                dtype=np.float64))
 
-    mean = sum(chunk.sum(0) for chunk in chunks()) / n
+def column_moments(X, variance=True):
+    """Per-column mean and (biased) variance of X in float64, a block of rows at a time. Two
+    passes (the mean, then the squared deviations): a constant column gives exactly zero."""
+    n = X.shape[0]
+    mean = sum(chunk.sum(0) for chunk in _column_chunks(X)) / n
     if not variance:
         return mean.cpu().numpy(), None
-    squares = sum(((chunk - mean) ** 2).sum(0) for chunk in chunks())
+    squares = sum(((chunk - mean) ** 2).sum(0) for chunk in _column_chunks(X))
     return mean.cpu().numpy(), (squares / n).cpu().numpy()
+
+
+def column_range(X, previous=None):
+    """Per-column minimum and maximum of X (float64 arrays), a block of rows at a time, merged
+    with ``previous`` (an earlier ``(minimum, maximum)``) when given."""
+    low = high = None
+    for chunk in _column_chunks(X):
+        lo, hi = chunk.amin(0), chunk.amax(0)
+        low = lo if low is None else torch.minimum(low, lo)
+        high = hi if high is None else torch.maximum(high, hi)
+    low, high = low.cpu().numpy(), high.cpu().numpy()
+    if previous is not None:
+        low, high = np.minimum(low, previous[0]), np.maximum(high, previous[1])
+    return low, high
 
 
 class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -596,6 +610,13 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self._running_sums = {**sums, name: (total, n)}
         return total / n
 
+    def _constant_features(self, X, incremental):
+        """Mask of the features that took a single value in every training row seen since the
+        last ``fit`` (``partial_fit`` calls merge their ranges)."""
+        previous = getattr(self, "_training_range", None) if incremental else None
+        self._training_range = column_range(X, previous)
+        return self._training_range[0] == self._training_range[1]
+
     @staticmethod
     def _check_n_samples(n_samples):
         if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
@@ -652,8 +673,9 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
 class BaseReconstructionAutoencoder(BaseNeuralEstimator):
     """Deterministic autoencoders whose ``score_samples`` is a reconstruction log-likelihood.
 
-    ``likelihood="gaussian"``: log N(x; decoder(encoder(x)), diag(noise_variance_)), with the
-    per-feature noise variance fitted by maximum likelihood on the training residuals.
+    ``likelihood="gaussian"``: log N(x; decoder(encoder(x)), diag(noise_variance_)), the noise
+    fitted by maximum likelihood on the training residuals, one variance per feature or one for
+    all (``noise_model``); a feature constant in the training data takes the others' mean.
     ``likelihood="bernoulli"``: the Bernoulli log-probability of x under the decoder's
     probabilities. Either way this is the likelihood of x *given its own code*, not a density
     over the data space.
@@ -662,6 +684,7 @@ class BaseReconstructionAutoencoder(BaseNeuralEstimator):
     _parameter_constraints = {
         **BaseNeuralEstimator._parameter_constraints,
         "likelihood": [StrOptions({"gaussian", "bernoulli"})],
+        "noise_model": [StrOptions({"isotropic", "diagonal"})],
     }
 
     #: relative floor on the noise variance, as a fraction of the mean feature variance
@@ -681,8 +704,14 @@ class BaseReconstructionAutoencoder(BaseNeuralEstimator):
         if not (incremental and hasattr(self, "_noise_floor")):
             feature_var = float(column_moments(X)[1].mean())
             self._noise_floor = max(self._variance_floor * feature_var, 1e-12)
+        self._check_params("noise_model")
+        constant = self._constant_features(X, incremental)
+        if self.noise_model == "isotropic":
+            variance = np.full_like(mean_sq, max(float(mean_sq.mean()), self._noise_floor))
+        else:
+            variance = shared_noise_for_constant_features(np.maximum(mean_sq, self._noise_floor), constant)
         with torch.no_grad():
-            self.net_.module_.noise_variance.copy_(torch.as_tensor(np.maximum(mean_sq, self._noise_floor)))
+            self.net_.module_.noise_variance.copy_(torch.as_tensor(variance))
 
     @property
     def noise_variance_(self):

@@ -1,8 +1,9 @@
 """Parameter and attribute descriptions that several estimators share, written once.
 
 A class docstring names a shared entry (or a group of them, ``GROUPS``) with a line
-``%(name)s`` in its Parameters or Attributes section; ``shared_docstring`` puts the entry there, with the parameter's default
-read from the class's ``__init__``.
+``%(name)s`` in its Parameters or Attributes section; ``shared_docstring`` puts the entry there,
+with the parameter's default read from the class's ``__init__`` and the class's own sentences
+about it (``_docstring_notes``) after the shared text.
 """
 
 import inspect
@@ -14,6 +15,13 @@ PARAMETERS = {
     "activation": ('{"tanh", "relu", "logistic", "identity"}', "Nonlinearity of the intermediate layers."),
     "likelihood": ('{"gaussian", "bernoulli"}',
                    'Observation model. ``"bernoulli"`` needs X in [0, 1] (use ``MinMaxScaler``).'),
+    "noise_model": ('{"diagonal", "isotropic"}',
+                    'Noise of ``likelihood="gaussian"``, fitted after training on the training '
+                    'residuals. ``"diagonal"``: one variance per feature, its mean squared residual, '
+                    "as in factor analysis; a feature constant in the training data (no evidence of "
+                    "its own noise) takes the mean variance of the others. ``\"isotropic\"``: one "
+                    "variance for every feature, the mean squared residual, as in probabilistic PCA. "
+                    "See the user guide on the Gaussian noise model."),
     "alpha": ("float", "L2 penalty (Adam's weight decay) on the network's parameters."),
     "batch_size": ('int or "auto"', 'Minibatch size; ``"auto"`` is ``min(200, n_samples)``.'),
     "learning_rate_init": ("float", "Adam's learning rate."),
@@ -88,9 +96,13 @@ def _entry(indent, name, kind, text, default=None):
 
 def shared_docstring(cls):
     """Class decorator: fill the ``%(name)s`` lines of ``cls``'s docstring."""
+    notes = cls.__dict__.get("_docstring_notes", {})  # class-specific sentences after an entry
+
     def one(indent, name):
         if name in PARAMETERS and name in inspect.signature(cls.__init__).parameters:
-            return _entry(indent, name, *PARAMETERS[name], default=_default(cls, name))
+            kind, text = PARAMETERS[name]
+            text = f"{text} {notes[name]}" if name in notes else text
+            return _entry(indent, name, kind, text, default=_default(cls, name))
         return _entry(indent, name, *ATTRIBUTES[name])
 
     def fill(match):

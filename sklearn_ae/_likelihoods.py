@@ -1,4 +1,4 @@
-"""Log-probabilities, KL terms and bounds, in pure torch.
+"""Log-probabilities, KL terms and bounds, in pure torch (and the noise model's one NumPy rule).
 
 Every function here works on batches: inputs have shape ``(batch, n_features)`` (or a leading sample
 axis where stated) and the result has one value per row, in nats. Nothing here knows about
@@ -7,6 +7,7 @@ estimators or training; the functions are tested against ``scipy.stats`` and ``t
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -20,6 +21,22 @@ def gaussian_log_prob(x, mean, variance):
     """
     variance = torch.as_tensor(variance, dtype=x.dtype, device=x.device)
     return -0.5 * (LOG_2PI + torch.log(variance) + (x - mean) ** 2 / variance).sum(dim=-1)
+
+
+def shared_noise_for_constant_features(variance, constant):
+    """Per-feature Gaussian noise variances in which every feature that was constant in the
+    training data takes the shared level, the mean variance of the other features.
+
+    A constant feature leaves no evidence of its noise: its maximum-likelihood variance is zero
+    (or whatever floor keeps it finite), so the first new sample that moves it costs thousands
+    of nats. Giving it the level every other feature has, as probabilistic PCA's isotropic noise
+    would, keeps held-out log-likelihoods finite and comparable. NumPy arrays in and out.
+    """
+    variance = np.array(variance, dtype=np.float64)
+    constant = np.asarray(constant, dtype=bool)
+    if constant.any() and not constant.all():
+        variance[constant] = np.maximum(variance[constant], variance[~constant].mean())
+    return variance
 
 
 def bernoulli_log_prob_logits(x, logits):

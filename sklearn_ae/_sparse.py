@@ -39,6 +39,7 @@ class SparseAutoencoder(BaseReconstructionAutoencoder):
     %(hidden_layer_sizes)s
     %(activation)s
     %(likelihood)s
+    %(noise_model)s
     sparsity_target : float, default=0.05
         Target mean activation :math:`\rho` of each code unit, in (0, 1).
     sparsity_weight : float, default=3.0
@@ -94,7 +95,8 @@ class SparseAutoencoder(BaseReconstructionAutoencoder):
     }
 
     def __init__(self, n_components=256, *, hidden_layer_sizes=(), activation="tanh",
-                 likelihood="gaussian", sparsity_target=0.05, sparsity_weight=3.0, alpha=1e-4,
+                 likelihood="gaussian", noise_model="diagonal", sparsity_target=0.05,
+                 sparsity_weight=3.0, alpha=1e-4,
                  batch_size="auto", learning_rate_init=1e-2, max_iter=1000, tol=1e-4,
                  n_iter_no_change=10, early_stopping=False, validation_fraction=0.1,
                  shuffle=True, random_state=None, verbose=0, warm_start=False, device="auto",
@@ -103,6 +105,7 @@ class SparseAutoencoder(BaseReconstructionAutoencoder):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.likelihood = likelihood
+        self.noise_model = noise_model
         self.sparsity_target = sparsity_target
         self.sparsity_weight = sparsity_weight
         self.alpha = alpha

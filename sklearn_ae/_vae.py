@@ -11,7 +11,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseNeuralEstimator, check_unit_interval, column_moments
 from ._docstrings import shared_docstring
-from ._likelihoods import elbo, iwae_bound_from_chunks, kl_diagonal_normal_standard_normal, vae_log_weights
+from ._likelihoods import (elbo, iwae_bound_from_chunks, kl_diagonal_normal_standard_normal,
+                           shared_noise_for_constant_features, vae_log_weights)
 from ._modules import ELBOLoss, GaussianVAE
 
 # One importance-sampling chunk holds at most this many values per layer on the device:
@@ -189,12 +190,27 @@ class VAETransformer(BaseNeuralEstimator):
     def _build_module(self, n_features, generator):
         noise_seed, score_seed = (int(s) for s in torch.randint(2**62, (2,), generator=generator))
         mean_variance = float(self._data_variance.mean())
-        floor = max(self._variance_floor * mean_variance, 1e-12)
+        floor = self._noise_floor = max(self._variance_floor * mean_variance, 1e-12)
         return GaussianVAE(
             n_features, self._hidden_sizes(), self.n_components, self.activation,
             self.likelihood, generator, noise_seed, score_seed=score_seed, variance_floor=floor,
             init_mean=self._data_mean,
             init_variance=np.maximum(self._data_variance, 2 * floor))
+
+    def _after_train(self, X, incremental):
+        # a feature constant in the training data gets the shared noise level, as in the
+        # deterministic autoencoders: its learned variance sits at the floor and would make one
+        # new value cost thousands of nats. The per-feature floor is module state (save_params).
+        if self._fitted_likelihood() != "gaussian":
+            return
+        constant = self._constant_features(X, incremental)
+        module = self.net_.module_
+        with torch.no_grad():
+            module.variance_floor.fill_(self._noise_floor)
+            learned = module.noise_variance().double().cpu().numpy()
+            target = shared_noise_for_constant_features(learned, constant)
+            module.variance_floor.add_(torch.as_tensor(target - learned, dtype=torch.float32,
+                                                       device=module.variance_floor.device))
 
     def _build_criterion(self):
         return ELBOLoss(self.beta)

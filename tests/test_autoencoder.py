@@ -13,7 +13,7 @@ from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 from skorch.callbacks import Callback
 
@@ -68,21 +68,45 @@ def test_transform_shapes_and_inverse(X):
         ae.inverse_transform(np.zeros((2, 4)))
 
 
-def test_gaussian_score_is_the_gaussian_log_likelihood(X):
-    ae = AutoencoderTransformer(n_components=3, **FAST).fit(X)
+@pytest.mark.parametrize("noise_model", ["isotropic", "diagonal"])
+def test_gaussian_score_is_the_gaussian_log_likelihood(X, noise_model):
+    ae = AutoencoderTransformer(n_components=3, noise_model=noise_model, **FAST).fit(X)
     X_hat = ae.inverse_transform(ae.transform(X))
     var = ae.noise_variance_
     expected = -0.5 * (np.log(2 * np.pi * var) + (X - X_hat) ** 2 / var).sum(1)
     np.testing.assert_allclose(ae.score_samples(X), expected, rtol=1e-6)
     assert ae.score(X) == pytest.approx(expected.mean(), rel=1e-6)
-    # maximum likelihood on the training residuals
-    np.testing.assert_allclose(var, np.maximum(((X - X_hat) ** 2).mean(0), ae._noise_floor), rtol=1e-4)
+    # maximum likelihood on the training residuals: one shared variance, or one per feature
+    mean_sq = ((X - X_hat) ** 2).mean(0)
+    mle = np.full_like(mean_sq, mean_sq.mean()) if noise_model == "isotropic" else mean_sq
+    np.testing.assert_allclose(var, np.maximum(mle, ae._noise_floor), rtol=1e-4)
+
+
+@pytest.mark.parametrize("noise_model", ["isotropic", "diagonal"])
+def test_feature_constant_in_training_but_not_in_new_data(X, noise_model):
+    """Was: the noise variance of a feature constant in the training data collapsed to the
+    floor, so one new value of it cost about 1e5 nats."""
+    X_train, X_test = X.copy(), X.copy()
+    X_train[:, 2] = 0.0
+    X_test[:, 2] = np.linspace(-2, 2, len(X_test))  # about the scale of the other features
+    ae = AutoencoderTransformer(n_components=3, noise_model=noise_model, **FAST).fit(X_train)
+    var = ae.noise_variance_
+    others = np.delete(var, 2)
+    assert var[2] == pytest.approx(others.mean(), rel=1e-6)  # the shared level
+    train, test = ae.score_samples(X_train), ae.score_samples(X_test)
+    assert np.all(np.isfinite(test))
+    # the moved feature costs what a residual of its size costs at the shared level (a few
+    # nats), not thousands of nats
+    residual = X_test[:, 2] - ae.inverse_transform(ae.transform(X_test))[:, 2]
+    term = -0.5 * (np.log(2 * np.pi * var[2]) + residual ** 2 / var[2])
+    assert term.min() > -20
+    assert np.mean(train) - np.mean(test) < 20
 
 
 def test_noise_variance_has_a_floor_for_constant_features(X):
     X = X.copy()
     X[:, 2] = 3.0
-    ae = AutoencoderTransformer(n_components=3, **FAST).fit(X)
+    ae = AutoencoderTransformer(n_components=3, noise_model="diagonal", **FAST).fit(X)
     assert np.all(ae.noise_variance_ > 0)
     assert np.all(np.isfinite(ae.score_samples(X)))
 
@@ -160,13 +184,17 @@ def test_pipeline_grid_search_supervised(digits_split):
 
 
 def test_grid_search_unsupervised_through_score(digits_split):
+    """GridSearchCV with no labels and the default scorer ranks candidates by the mean held-out
+    score_samples, exactly as each estimator's own score computes it."""
     X_train = digits_split[0][:400]
-    search = GridSearchCV(AutoencoderTransformer(hidden_layer_sizes=(32,), max_iter=15,
-                                                 random_state=0, device="cpu"),
-                          {"n_components": [1, 12]}, cv=2)
-    search.fit(X_train)
-    assert search.best_params_["n_components"] == 12
+    base = AutoencoderTransformer(hidden_layer_sizes=(32,), max_iter=15, random_state=0, device="cpu")
+    search = GridSearchCV(base, {"n_components": [1, 12]}, cv=2).fit(X_train)
+    for i, k in enumerate([1, 12]):
+        folds = [clone(base).set_params(n_components=k).fit(X_train[train]).score(X_train[test])
+                 for train, test in KFold(2).split(X_train)]
+        assert search.cv_results_["mean_test_score"][i] == pytest.approx(np.mean(folds), rel=1e-5)
     assert np.isfinite(search.best_score_)
+    assert search.best_score_ == search.cv_results_["mean_test_score"].max()
 
 
 # ----------------------------------------------------------------------------- training

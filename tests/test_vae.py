@@ -181,6 +181,29 @@ def test_noise_variance_is_learned_and_floored(X):
     assert np.all(np.isfinite(vae.score_samples(X)))
 
 
+def test_feature_constant_in_training_but_not_in_new_data(X, tmp_path):
+    """Was: the learned variance of a feature constant in the training data sat at the floor,
+    so one new value of it cost about 1e3 nats per row; it now takes the shared level."""
+    X_train, X_test = X.copy(), X.copy()
+    X_train[:, 2] = 0.0
+    X_test[:, 2] = np.linspace(-2, 2, len(X_test))
+    vae = VAETransformer(n_components=2, **FAST).fit(X_train)
+    var = vae.noise_variance_
+    assert var[2] == pytest.approx(np.delete(var, 2).mean(), rel=1e-4)
+    test = vae.score_samples(X_test)
+    assert np.all(np.isfinite(test))
+    assert np.mean(vae.score_samples(X_train)) - np.mean(test) < 20
+    # a fit on data where the feature varies leaves its variance to the training: no raised floor
+    other = VAETransformer(n_components=2, **FAST).fit(X_test)
+    floor = other.module_.variance_floor.numpy()
+    np.testing.assert_allclose(floor, floor[0])
+    # the per-feature floor is module state: save_params / load_params carries it
+    vae.net_.save_params(f_params=tmp_path / "vae.pt")
+    other.net_.load_params(f_params=tmp_path / "vae.pt")
+    np.testing.assert_allclose(other.noise_variance_, var, rtol=1e-6)
+    np.testing.assert_allclose(other.score_samples(X_test), test, rtol=1e-5)
+
+
 def test_bernoulli_decoder_and_range_check(X01):
     vae = VAETransformer(n_components=2, likelihood="bernoulli", **FAST).fit(X01)
     assert vae.noise_variance_ is None
