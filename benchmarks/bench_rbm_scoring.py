@@ -7,7 +7,7 @@ time on 2 CPU cores (aim: 3 times). The first call estimates log Z of the RBM by
 importance sampling (AIS; ``log_partition="auto"`` checks the schedule n_ais_betas / 2 against
 n_ais_betas and grows it until two agree), then caches it.
 
-Three parts, on the CPU at torch's default thread settings, as a user would run them:
+Four parts, on the CPU at torch's default thread settings, as a user would run them:
 
 1. ``target``: fit, then the first ``score_samples`` of all 1,797 images, on a fresh estimator
    each repeat; medians of ``--repeats``; with ``--n-ais-betas`` the same for other values of
@@ -17,7 +17,9 @@ Three parts, on the CPU at torch's default thread settings, as a user would run 
    same schedule run by the previous implementation (commit 29e6398: float64 log-weights, one
    Gibbs sweep of about fifteen torch operations per beta; kept below as the anchor); then both
    on a random RBM of MNIST's size (784-500) for ``--mnist-betas`` betas, for the cost per beta.
-3. ``bounds``: ``log_likelihood_bounds`` of ``--bound-rows`` images (RAISE below, AIS above) at
+3. ``vae``: the default ``VAETransformer`` on the standardized digits, fit beside its first
+   ``score_samples`` (IWAE), at the default ``n_importance_samples`` and at ``--vae-k``.
+4. ``bounds``: ``log_likelihood_bounds`` of ``--bound-rows`` images (RAISE below, AIS above) at
    each of ``--raise-betas``: seconds, mean lower, upper and their gap.
 
 ``--mnist`` adds the bounds of a 784-500 RBM trained briefly (CD-1) on binarized MNIST, on
@@ -125,6 +127,45 @@ def target(args, ctx, X, Estimator):
               flush=True)
     header = ["setting", "fit s (median)", "first score_samples s (median)", "ratio",
               "AIS schedules (betas)", "agreed", "log Z ± s.e.", "mean log-likelihood", "warned"]
+    return records, C.md_table(header, rows)
+
+
+def vae(args, ctx, X):
+    """The VAE's side of the same question: the default ``VAETransformer`` on the standardized
+    digits, fit beside its first ``score_samples`` (IWAE with ``n_importance_samples`` samples;
+    the default's row is marked), medians of ``--repeats`` fresh estimators."""
+    from sklearn.preprocessing import StandardScaler
+
+    Estimator = C.ours()["VAETransformer"]
+    X = StandardScaler().fit_transform(X)
+    default = Estimator().get_params()["n_importance_samples"]
+    records, rows = [], []
+    fits, models = [], []
+    for _ in range(args.repeats):
+        model = Estimator(random_state=args.seed)
+        fit_s, _, _ = timed(lambda: model.fit(X))
+        fits.append(fit_s)
+        models.append(model)
+    fit_med = C.median(fits)
+    for k in [default] + [k for k in args.vae_k if k != default]:
+        scores, values = [], None
+        for model in models:
+            model.set_params(n_importance_samples=k)
+            score_s, values, _ = timed(lambda: model.score_samples(X))
+            scores.append(score_s)
+        score_med = C.median(scores)
+        label = f"n_importance_samples={k}" + (" (default)" if k == default else "")
+        records.append(C.record(
+            ctx, SUITE, f"digits 1797x64 standardized, VAETransformer(random_state={args.seed})",
+            "VAETransformer", "first_score_over_fit", score_med / fit_med, fit_seconds=fits,
+            score_seconds=scores, fit_median=fit_med, score_median=score_med, repeats=args.repeats,
+            n_importance_samples=k, epochs=models[-1].n_iter_, mean_log_likelihood=float(np.mean(values))))
+        rows.append([label, C.fmt(fit_med), str(models[-1].n_iter_), C.fmt(score_med),
+                     C.fmt(score_med / fit_med, 2), C.fmt(float(np.mean(values)), 5)])
+        print(f"[vae] {label}: fit {fit_med:.2f}s, score {score_med:.2f}s ({score_med / fit_med:.2f}x), "
+              f"mean {np.mean(values):.3f}", flush=True)
+    header = ["setting", "fit s (median)", "epochs", "score_samples s (median)", "ratio",
+              "mean log-likelihood"]
     return records, C.md_table(header, rows)
 
 
@@ -260,7 +301,9 @@ def main():
     parser.add_argument("--raise-betas", type=int, nargs="*", default=[100, 1000, 10000])
     parser.add_argument("--raise-runs", type=int, default=10)
     parser.add_argument("--bound-rows", type=int, default=200)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["target", "schedules", "bounds"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["target", "vae", "schedules", "bounds"])
+    parser.add_argument("--vae-k", type=int, nargs="*", default=[100],
+                        help="other values of n_importance_samples to time in the vae part")
     parser.add_argument("--mnist", action="store_true", help="also the bounds of a 784-500 RBM on MNIST")
     parser.add_argument("--mnist-train-rows", type=int, default=10000)
     parser.add_argument("--mnist-epochs", type=int, default=5)
@@ -279,7 +322,7 @@ def main():
     Estimator(random_state=0, max_iter=1).fit(X[:50]).score_samples(X[:5])  # warm-up (imports, kernels)
 
     command = "python benchmarks/bench_rbm_scoring.py " + " ".join(sys.argv[1:])
-    md = C.header_lines(ctx, "BernoulliRBMStack: scoring cost next to fit time", command.strip())
+    md = C.header_lines(ctx, "Scoring cost next to fit time: BernoulliRBMStack and VAETransformer", command.strip())
     if "target" not in args.skip:
         md += ("The default RBM on the digits (`load_digits().data / 16`, 1,797 x 64), on the CPU "
                "at torch's default threads. The first `score_samples` estimates log Z by AIS and "
@@ -290,6 +333,12 @@ def main():
         part, table = target(args, ctx, X, Estimator)
         records += part
         md += f"## First score_samples against fit (median of {args.repeats})\n\n" + table + "\n"
+    if "vae" not in args.skip:
+        part, table = vae(args, ctx, X)
+        records += part
+        md += (f"## VAETransformer: score_samples against fit (median of {args.repeats})\n\n"
+               "The default VAE on the standardized digits; the score is the IWAE estimate over "
+               "all 1,797 images (its cost grows linearly with n_importance_samples).\n\n" + table + "\n")
     if "schedules" not in args.skip:
         part, table = schedules(args, ctx, X, Estimator, sklearn_ae)
         records += part
