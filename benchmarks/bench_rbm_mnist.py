@@ -8,7 +8,9 @@ Here: ``BernoulliRBMStack(n_components=500)`` trained by CD-k on the 50,000 trai
 (``--gibbs-steps``, default 25; learning rate, momentum and weight decay below), on the GPU when
 present; the AIS log Z at ``--betas`` (default 14,500 and 5,000: agreement of the two within 1 nat
 is the evidence of convergence), the log-weight spread and standard error of each, and the
-mean test log-likelihood over the 10,000 test images. ``--autoencoders`` also runs
+mean test log-likelihood over the 10,000 test images; then ``log_likelihood_bounds`` of the
+first ``--bound-rows`` test images: RAISE's stochastic lower bound (``--raise-betas`` betas,
+``--raise-runs`` chains per image) beside AIS's upper one, and their gap. ``--autoencoders`` also runs
 ``bench_ae_mnist.py`` with and without ``pretraining="rbm"`` (Hinton & Salakhutdinov 2006:
 784-1000-500-250-30, squared error per image 3.00 vs PCA's 13.87).
 
@@ -104,6 +106,26 @@ def run(args, command=None):
 
     write(args, ctx, records, command)
 
+    if args.bound_rows:  # the conservative bound from below (RAISE) beside AIS's from above
+        X_rows = X_test[: args.bound_rows]
+        raise_betas = args.raise_betas or args.betas[0]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            bound_s, (lower, upper, lower_se, upper_se) = C.timed(lambda: rbm.log_likelihood_bounds(
+                X_rows, n_runs=args.raise_runs, n_betas=raise_betas, return_stderr=True), args.device)
+        gap = upper - lower
+        records.append(C.record(
+            ctx, SUITE, case, "BernoulliRBMStack", "log_likelihood_bounds_gap_nats", float(gap.mean()),
+            mean_lower=float(lower.mean()), mean_upper=float(upper.mean()),
+            median_lower_stderr=float(np.median(lower_se)), upper_stderr=float(upper_se[0]),
+            raise_betas=raise_betas, raise_runs=args.raise_runs, upper_n_ais_betas=rbm.n_ais_betas,
+            rows=len(X_rows), seconds=bound_s, warnings=[str(w.message) for w in caught],
+            train_rows=len(X_train), epochs=rbm.n_iter_, fit_seconds=fit_s))
+        print(f"  bounds on {len(X_rows)} test images: lower (RAISE, {raise_betas} betas x "
+              f"{args.raise_runs} runs) {lower.mean():.2f}, upper (AIS) {upper.mean():.2f}, gap "
+              f"{gap.mean():.3f} nats, {bound_s:.0f}s", flush=True)
+        write(args, ctx, records, command)
+
     if args.autoencoders:
         import bench_ae_mnist
 
@@ -130,6 +152,14 @@ def write(args, ctx, records, command):
         [[r["case"], r["n_ais_betas"], C.fmt(r["log_partition"], 6), C.fmt(r["log_partition_stderr"], 2),
           C.fmt(r["log_weight_std"], 3), C.fmt(r["effective_sample_size"], 3), C.fmt(r["value"], 5),
           r["reference"], C.fmt(r["ais_seconds"], 3), C.fmt(r["fit_seconds"], 3)] for r in lls])
+    bounds = [r for r in records if r["metric"] == "log_likelihood_bounds_gap_nats"]
+    if bounds:
+        text += ("\n## log_likelihood_bounds on test images: RAISE below, AIS above\n\n" + C.md_table(
+            ["case", "rows", "RAISE betas x runs", "mean lower", "mean upper", "mean gap",
+             "median s.e. lower", "s.e. upper", "seconds"],
+            [[r["case"], r["rows"], f"{r['raise_betas']} x {r['raise_runs']}", C.fmt(r["mean_lower"], 5),
+              C.fmt(r["mean_upper"], 5), C.fmt(r["value"], 3), C.fmt(r["median_lower_stderr"], 2),
+              C.fmt(r["upper_stderr"], 2), C.fmt(r["seconds"], 3)] for r in bounds]))
     path = C.write_results(records, name, text)
     print(f"wrote {path} and {path.with_suffix('.md')}", flush=True)
 
@@ -217,6 +247,11 @@ def add_arguments(parser):
     parser.add_argument("--name", default=None, help="results file name (default rbm_mnist_<device>[_quick])")
     parser.add_argument("--ais-runs", type=int, default=100)
     parser.add_argument("--betas", type=int, nargs="+", default=[14500, 5000])
+    parser.add_argument("--bound-rows", type=int, default=200,
+                        help="test images for log_likelihood_bounds (0 skips the bounds)")
+    parser.add_argument("--raise-betas", type=int, default=None,
+                        help="RAISE schedule of the lower bound (default: the first of --betas)")
+    parser.add_argument("--raise-runs", type=int, default=10)
     parser.add_argument("--autoencoders", action="store_true",
                         help="also run bench_ae_mnist.py with and without pretraining='rbm'")
     parser.add_argument("--ae-epochs", type=int, default=None)

@@ -101,7 +101,8 @@ if [ "$mode" = smoke ]; then
     part speed 40 $PY $B/bench_speed.py --device $DEV --skip-mnist --skip-targets --skip-memory \
         --epochs 1 --repeats 1 --batch-sizes 1024 --name speed_${TAG}_smoke
     part rbm 30 $PY $B/bench_rbm_mnist.py --device $DEV --train-rows 2000 --epochs 1 \
-        --gibbs-steps 1 --betas 500 --ais-runs 16 --name rbm_mnist_${TAG}_smoke
+        --gibbs-steps 1 --betas 500 --ais-runs 16 --bound-rows 20 --raise-betas 200 \
+        --name rbm_mnist_${TAG}_smoke
     part vae 30 $PY $B/bench_vae_mnist.py --device $DEV --skip-digits --epochs 1 --n-test 500 \
         --k 100 --k-full 10 --name vae_${TAG}_smoke
 else
@@ -109,7 +110,8 @@ else
     part speed 140 $PY $B/bench_speed.py --device $DEV --skip-tabular --skip-targets --skip-memory \
         --epochs 1 --repeats 2 --cpu-anchor-rows 8192 --name speed_${TAG}
     part rbm 120 $PY $B/bench_rbm_mnist.py --device $DEV --gibbs-steps 25 --epochs 1000 \
-        --time-budget 60 --betas 14500 30000 5000 --name rbm_mnist_${TAG}
+        --time-budget 60 --betas 14500 30000 5000 --bound-rows 100 --raise-betas 5000 \
+        --name rbm_mnist_${TAG}
     part vae 170 $PY $B/bench_vae_mnist.py --device $DEV --skip-digits --epochs 1000 \
         --time-budget 75 --k 5000 --name vae_${TAG}
 fi
