@@ -3,9 +3,10 @@
 from numbers import Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, OutlierMixin, _fit_context, clone
 from sklearn.exceptions import NotFittedError
-from sklearn.utils import get_tags
+from sklearn.utils import gen_batches, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
@@ -14,10 +15,28 @@ from sklearn.utils.metadata_routing import (
     process_routing,
 )
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import _num_samples, check_is_fitted
+from sklearn.utils.validation import _num_samples, check_array, check_is_fitted
 
 # ``contamination="auto"``: Tukey's lower fence, first quartile minus this many interquartile ranges.
 TUKEY_K = 1.5
+
+# Sparse input is scored in dense blocks of at most this many values (32 MiB of float64).
+DENSE_BLOCK_VALUES = 1 << 22
+
+
+def _score_samples(estimator, X):
+    """``estimator.score_samples(X)``; sparse X is scored in dense blocks of rows.
+
+    A sparse X reaches the detector only when the estimator's tags say its ``fit`` accepts
+    sparse input; its ``score_samples`` may still want dense input (``PCA``'s does), so the
+    detector densifies a block of rows at a time, with memory bounded by the block.
+    """
+    if not sp.issparse(X):
+        return estimator.score_samples(X)
+    X = X.tocsr()
+    step = max(1, DENSE_BLOCK_VALUES // max(1, X.shape[1]))
+    return np.concatenate([np.asarray(estimator.score_samples(X[rows].toarray()))
+                           for rows in gen_batches(X.shape[0], step)])
 
 
 def _estimator_has(name):
@@ -109,7 +128,10 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
     convergence, a ``KernelDensity`` with a small bandwidth) scores new inliers lower than the
     training ones, and then flags more new samples than ``contamination`` says. Sample weights
     passed to ``fit`` go to the estimator; the percentile that sets ``offset_`` is unweighted,
-    as in ``IsolationForest``. ``y`` is ignored: outlier labels never reach the estimator, so
+    as in ``IsolationForest``. Sparse input is accepted when the estimator's tags declare it
+    (``BernoulliRBMStack``, ``PCA``) and refused with scikit-learn's ``TypeError`` otherwise; the
+    detector scores it in dense blocks of rows, for estimators whose ``score_samples`` wants
+    dense input. ``y`` is ignored: outlier labels never reach the estimator, so
     labels given for scoring in ``GridSearchCV`` cannot leak into the fit.
 
     Examples
@@ -158,6 +180,13 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
         ------
         ValueError
             When X has fewer than 2 samples, or the training scores are NaN or all infinite.
+        TypeError
+            When X is sparse and the estimator's tags do not declare sparse input.
+
+        Notes
+        -----
+        Nothing is stored until the estimator is fitted and every check has passed: a fit that
+        raises leaves a fitted detector exactly as it was, and an unfitted one unfitted.
 
         See Also
         --------
@@ -182,18 +211,36 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
             params = process_routing(self, "fit", **fit_params).estimator.fit
         else:
             params = fit_params
-        self.estimator_ = clone(self.estimator).fit(X, **params)
+        # Everything is computed into locals and assigned only once every check has passed:
+        # a failed fit leaves a fitted detector as it was and an unfitted one unfitted.
+        self._check_sparse(X)
+        if _num_samples(X) == 1:  # refused before a model is trained on one row
+            self._check_n_samples(X)
+        estimator = clone(self.estimator).fit(X, **params)
+        self._check_n_samples(X)
+        scores = _quantile_ready(_score_samples(estimator, X))
+        if self.contamination == "auto":
+            q1, q3 = np.percentile(scores, [25.0, 75.0])
+            offset = float(q1 - TUKEY_K * (q3 - q1))
+        else:
+            offset = float(np.percentile(scores, 100.0 * self.contamination))
+        self.estimator_ = estimator
+        self.offset_ = offset
+        return self
+
+    def _check_n_samples(self, X):
         if _num_samples(X) < 2:
             raise ValueError(
                 f"{type(self).__name__} sets its threshold from the spread of the training "
                 f"scores and needs at least 2 samples; got n_samples={_num_samples(X)}.")
-        scores = _quantile_ready(self.estimator_.score_samples(X))
-        if self.contamination == "auto":
-            q1, q3 = np.percentile(scores, [25.0, 75.0])
-            self.offset_ = float(q1 - TUKEY_K * (q3 - q1))
-        else:
-            self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
-        return self
+
+    def _check_sparse(self, X):
+        """Refuse sparse input with scikit-learn's error unless the estimator's tags accept it."""
+        if sp.issparse(X) and not get_tags(self).input_tags.sparse:
+            check_array(X, accept_sparse=False)
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "offset_")
 
     def score_samples(self, X):
         """The estimator's ``score_samples``: higher is more normal.
@@ -230,7 +277,8 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
         True
         """
         check_is_fitted(self)
-        return self.estimator_.score_samples(X)
+        self._check_sparse(X)
+        return _score_samples(self.estimator_, X)
 
     def decision_function(self, X):
         """``score_samples(X) - offset_``: negative for outliers, non-negative for inliers.

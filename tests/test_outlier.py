@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.io
+import scipy.sparse as sp
 from scipy import stats
 from sklearn import config_context
 from sklearn.base import clone
@@ -19,9 +20,11 @@ from sklearn.neighbors import KernelDensity
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils import get_tags
+from sklearn.utils.estimator_checks import check_estimator_sparse_tag, parametrize_with_checks
 
 import sklearn_ae
+from sklearn_ae import _outlier
 from sklearn_ae import AutoencoderTransformer, LikelihoodOutlierDetector
 
 FAST = dict(hidden_layer_sizes=(16,), max_iter=20, random_state=0, device="cpu")
@@ -47,6 +50,7 @@ def contaminated(rng):
     LikelihoodOutlierDetector(GaussianMixture(random_state=0), contamination=0.1),
     LikelihoodOutlierDetector(make_pipeline(StandardScaler(), PCA(n_components=1))),
     LikelihoodOutlierDetector(KernelDensity(bandwidth=0.5)),
+    LikelihoodOutlierDetector(PCA(n_components=1)),  # tags declare sparse input
 ])
 def test_sklearn_compatible_with_sklearn_estimators(estimator, check):
     check(estimator)
@@ -151,6 +155,122 @@ def test_wraps_every_estimator_of_the_package(cls, rng):
     pred = det.predict(X)
     assert set(np.unique(pred)) == {-1, 1}
     assert np.sum(pred == -1) <= 10
+
+
+# --------------------------------------------------------------------------- failed fits
+def _state(det):
+    return {k: v for k, v in vars(det).items() if k.endswith("_")}
+
+
+class _BrokenOnSecondFit(GaussianMixture):
+    """Scores NaN when fitted on fewer than 50 rows (a second, smaller fit)."""
+
+    def score_samples(self, X):
+        scores = super().score_samples(X)
+        return scores if self.n_samples_ >= 50 else np.full(len(X), np.nan)
+
+    def fit(self, X, y=None):
+        self.n_samples_ = len(X)
+        return super().fit(X)
+
+
+def _bad_fit(X, bad):
+    """An estimator and data that make ``fit`` fail in the way named by ``bad``."""
+    with_nan = X.copy()
+    with_nan[3, 2] = np.nan
+    return {
+        # KernelDensity fits one row without complaint: the detector must refuse it
+        "one_row": (KernelDensity(), X[:1]),
+        "nan_scores": (_BrokenOnSecondFit(random_state=0), X[:30]),
+        "estimator_raises": (_BrokenOnSecondFit(random_state=0), with_nan),
+        "sparse": (_BrokenOnSecondFit(random_state=0), sp.csr_matrix(X)),
+    }[bad]
+
+
+@pytest.mark.parametrize("bad", ["one_row", "nan_scores", "estimator_raises", "sparse"])
+def test_a_failed_refit_changes_nothing(contaminated, bad):
+    X, _ = contaminated
+    estimator, bad_X = _bad_fit(X, bad)
+    det = LikelihoodOutlierDetector(estimator).fit(X)
+    before = _state(det)
+    fitted, offset = det.estimator_, det.offset_
+    pred, decision = det.predict(X), det.decision_function(X)
+    with pytest.raises((ValueError, TypeError)):
+        det.fit(bad_X)
+    assert _state(det).keys() == before.keys()
+    assert det.estimator_ is fitted and det.offset_ == offset
+    np.testing.assert_array_equal(det.predict(X), pred)
+    np.testing.assert_array_equal(det.decision_function(X), decision)
+    assert det.n_features_in_ == X.shape[1]
+
+
+@pytest.mark.parametrize("bad", ["one_row", "nan_scores", "estimator_raises", "sparse"])
+def test_a_failed_first_fit_leaves_the_detector_unfitted(contaminated, bad):
+    X, _ = contaminated
+    estimator, bad_X = _bad_fit(X, bad)
+    det = LikelihoodOutlierDetector(estimator)
+    with pytest.raises((ValueError, TypeError)):
+        det.fit(bad_X)
+    assert _state(det) == {}
+    with pytest.raises(NotFittedError):
+        det.predict(X)
+    assert not hasattr(det, "n_features_in_")
+
+
+def test_one_row_is_refused_before_the_estimator_is_fitted(rng):
+    class Counting(GaussianMixture):
+        fits = 0
+
+        def fit(self, X, y=None):
+            type(self).fits += 1
+            return super().fit(X)
+
+    with pytest.raises(ValueError, match="n_samples=1"):
+        LikelihoodOutlierDetector(Counting()).fit(rng.randn(1, 3))
+    assert Counting.fits == 0
+
+
+# --------------------------------------------------------------------------- sparse input
+def test_sparse_tag_follows_the_estimator_and_is_kept():
+    """scikit-learn 1.9's check: the tags say sparse for PCA (whose own score_samples wants dense
+    input) and the detector then fits and scores CSR; GaussianMixture's say dense, and CSR gets
+    scikit-learn's TypeError naming sparse input."""
+    assert get_tags(LikelihoodOutlierDetector(PCA(1))).input_tags.sparse
+    assert not get_tags(LikelihoodOutlierDetector(GaussianMixture())).input_tags.sparse
+    for est in (PCA(1), GaussianMixture(random_state=0), make_pipeline(StandardScaler(), PCA(1))):
+        check_estimator_sparse_tag(type(est).__name__, LikelihoodOutlierDetector(est))
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_sparse_input_scores_as_the_dense_equivalent(rng, fmt, monkeypatch):
+    """PCA fitted on sparse data scores every row as the dense data would, also when the rows
+    are densified a few at a time (a small block forces several blocks)."""
+    X = rng.randn(120, 6)
+    X[rng.rand(*X.shape) < 0.6] = 0.0
+    Xs = sp.csr_matrix(X).asformat(fmt)
+    monkeypatch.setattr(_outlier, "DENSE_BLOCK_VALUES", 6 * 7)  # 7 rows a block
+    det = LikelihoodOutlierDetector(PCA(2, svd_solver="arpack", random_state=0), 0.1).fit(Xs)
+    dense = LikelihoodOutlierDetector(PCA(2, svd_solver="arpack", random_state=0), 0.1).fit(X)
+    np.testing.assert_allclose(det.score_samples(Xs), dense.score_samples(X), rtol=1e-6)
+    np.testing.assert_array_equal(det.predict(Xs), dense.predict(X))
+    assert det.offset_ == pytest.approx(dense.offset_, rel=1e-6)
+
+
+def test_sparse_input_reaches_the_rbm_stack(rng):
+    """The RBM stack accepts sparse input itself: same scores as dense."""
+    X = (rng.rand(80, 10) < 0.2).astype(float)
+    kw = dict(n_components=4, max_iter=3, random_state=0, device="cpu")
+    det = LikelihoodOutlierDetector(sklearn_ae.BernoulliRBMStack(**kw), 0.1).fit(sp.csr_matrix(X))
+    dense = LikelihoodOutlierDetector(sklearn_ae.BernoulliRBMStack(**kw), 0.1).fit(X)
+    np.testing.assert_allclose(det.score_samples(sp.csr_matrix(X)), dense.score_samples(X), rtol=1e-5)
+
+
+def test_dense_only_estimators_refuse_sparse_at_scoring_time_too(contaminated):
+    X, _ = contaminated
+    det = LikelihoodOutlierDetector(GaussianMixture(random_state=0)).fit(X)
+    for method in (det.score_samples, det.decision_function, det.predict):
+        with pytest.raises(TypeError, match="[Ss]parse"):
+            method(sp.csr_matrix(X))
 
 
 # --------------------------------------------------------------------------- conventions
