@@ -4,9 +4,10 @@ from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
+from scipy import special
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, OutlierMixin, _fit_context, clone
 from sklearn.exceptions import NotFittedError
-from sklearn.utils import gen_batches, get_tags
+from sklearn.utils import ClassifierTags, gen_batches, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
@@ -78,7 +79,9 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
     estimators of this package, for ``PCA``, ``GaussianMixture`` and ``KernelDensity`` it is a
     log-likelihood in nats. ``decision_function(X) = score_samples(X) - offset_`` is negative
     for outliers, and ``predict`` returns +1 for inliers and -1 for outliers, scikit-learn's
-    convention (PyOD's detectors return 0 / 1 instead).
+    convention (PyOD's detectors return 0 / 1 instead). PyOD's names are there too, with PyOD's
+    sign: ``decision_scores_`` (training outlier scores, higher is more abnormal),
+    ``threshold_`` on them, and ``predict_proba`` (the outlier probability in column 1).
 
     Parameters
     ----------
@@ -110,6 +113,12 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
         The fitted clone of ``estimator``.
     offset_ : float
         The threshold on ``score_samples``: samples scoring below it are outliers.
+    decision_scores_ : ndarray of shape (n_samples,)
+        The outlier scores of the training samples, ``-score_samples(X_train)``: higher is more
+        abnormal, as PyOD's attribute of that name.
+    threshold_ : float
+        The threshold on the outlier score, ``-offset_``: samples whose outlier score is above
+        it are outliers, as PyOD's attribute of that name.
     n_features_in_ : int
         Number of features seen during fit (from ``estimator_``).
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -218,7 +227,8 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
             self._check_n_samples(X)
         estimator = clone(self.estimator).fit(X, **params)
         self._check_n_samples(X)
-        scores = _quantile_ready(_score_samples(estimator, X))
+        raw_scores = _score_samples(estimator, X)
+        scores = _quantile_ready(raw_scores)
         if self.contamination == "auto":
             q1, q3 = np.percentile(scores, [25.0, 75.0])
             offset = float(q1 - TUKEY_K * (q3 - q1))
@@ -226,6 +236,8 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
             offset = float(np.percentile(scores, 100.0 * self.contamination))
         self.estimator_ = estimator
         self.offset_ = offset
+        self.decision_scores_ = -np.asarray(raw_scores, dtype=np.float64)
+        self.threshold_ = -offset
         return self
 
     def _check_n_samples(self, X):
@@ -350,6 +362,76 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
         labels[decision < 0] = -1
         return labels
 
+    def predict_proba(self, X, method="linear"):
+        """Outlier probability in [0, 1], from the outlier score, as PyOD's detectors give it.
+
+        The outlier score is ``-score_samples(X)``; the training samples' outlier scores are
+        ``decision_scores_``. Two conversions, PyOD's:
+
+        - ``"linear"``: min-max scaling, ``(score - min) / (max - min)`` with the minimum and
+          maximum of ``decision_scores_``, clipped to [0, 1]: a sample more outlying than every
+          training sample gets 1.
+        - ``"unify"``: ``erf((score - mean) / (std * sqrt(2)))`` with the mean and standard
+          deviation of ``decision_scores_``, clipped to [0, 1] (Kriegel et al., 2011): every
+          sample scoring below the training mean gets 0.
+
+        Both are non-decreasing in the outlier score, so they rank samples as
+        ``decision_function`` does (ties aside, where the clipping merges scores). They are
+        not calibrated probabilities and do not depend on ``contamination``: a probability
+        above 0.5 does not mean ``predict`` gives -1. Infinite training scores are left out of
+        the minimum, maximum, mean and standard deviation.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score, passed to the fitted estimator as it is.
+        method : {"linear", "unify"}, default="linear"
+            The conversion from outlier score to probability.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, 2)
+            Column 0: the probability of being an inlier (label +1); column 1: of being an
+            outlier (label -1), PyOD's column order. Rows sum to 1.
+
+        See Also
+        --------
+        decision_function : The score the probabilities are computed from, shifted.
+        predict : Inlier / outlier labels from the threshold ``offset_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.mixture import GaussianMixture
+        >>> from sklearn_ae import LikelihoodOutlierDetector
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.vstack([rng.randn(95, 2), rng.uniform(6, 8, size=(5, 2))])
+        >>> detector = LikelihoodOutlierDetector(GaussianMixture(random_state=0),
+        ...                                      contamination=0.05).fit(X)
+        >>> proba = detector.predict_proba(X[93:])
+        >>> proba.shape
+        (7, 2)
+        >>> bool((proba[2:, 1] > proba[:2, 1].max()).all())  # the far points
+        True
+        """
+        if method not in ("linear", "unify"):
+            raise ValueError(f"method must be 'linear' or 'unify'; got {method!r}.")
+        outlier_scores = -np.asarray(self.score_samples(X), dtype=np.float64)
+        train = self.decision_scores_[np.isfinite(self.decision_scores_)]
+        with np.errstate(invalid="ignore", over="ignore"):
+            if method == "linear":
+                low, span = train.min(), np.ptp(train)
+                # a zero range divides by 1, as MinMaxScaler does
+                proba = (outlier_scores - low) / (span if span > 0 else 1.0)
+            else:
+                mean, std = train.mean(), train.std()
+                if std > 0:
+                    proba = special.erf((outlier_scores - mean) / (std * np.sqrt(2.0)))
+                else:  # every training score equal: a step at that score
+                    proba = (outlier_scores > mean).astype(np.float64)
+        proba = np.clip(proba, 0.0, 1.0)
+        return np.column_stack([1.0 - proba, proba])
+
     @available_if(_estimator_has("score"))
     def score(self, X, y=None):
         """The estimator's ``score``, e.g. the mean log-likelihood, for label-free model selection.
@@ -426,4 +508,7 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
         tags.input_tags.allow_nan = inner.input_tags.allow_nan
         tags.input_tags.positive_only = inner.input_tags.positive_only
         tags.non_deterministic = inner.non_deterministic
+        # Two classes, inlier and outlier: predict_proba has two columns. scikit-learn's
+        # sparse-input check reads this tag for any estimator with predict_proba.
+        tags.classifier_tags = ClassifierTags(multi_class=False)
         return tags

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.io
 import scipy.sparse as sp
-from scipy import stats
+from scipy import special, stats
 from sklearn import config_context
 from sklearn.base import clone
 from sklearn.decomposition import PCA
@@ -388,3 +388,70 @@ def test_odds_cardio_held_out(shared_data):
     assert auc > 0.75
     flagged = np.mean(det.predict(X_test) == -1)
     assert 0.02 < flagged < 0.2
+
+
+# --------------------------------------------------------------------------- PyOD's names
+@pytest.mark.parametrize("contamination", ["auto", 0.05])
+def test_pyod_attributes_are_the_training_outlier_scores(contaminated, contamination):
+    X, _ = contaminated
+    det = LikelihoodOutlierDetector(GaussianMixture(random_state=0), contamination).fit(X)
+    np.testing.assert_allclose(det.decision_scores_, -det.score_samples(X))
+    assert det.threshold_ == -det.offset_
+    # PyOD's rule (score above threshold_) flags the same training rows as predict
+    np.testing.assert_array_equal(det.decision_scores_ > det.threshold_, det.predict(X) == -1)
+    if contamination != "auto":  # and threshold_ is PyOD's percentile of decision_scores_
+        assert det.threshold_ == pytest.approx(np.percentile(det.decision_scores_, 95))
+
+
+@pytest.mark.parametrize("method", ["linear", "unify"])
+def test_predict_proba_is_in_the_unit_interval_and_monotone_in_the_score(contaminated, method):
+    X, _ = contaminated
+    det = LikelihoodOutlierDetector(GaussianMixture(random_state=0)).fit(X[::2])
+    X_new = np.vstack([X, 10 * X[:5], np.zeros((1, 5))])  # far beyond and at the centre
+    proba = det.predict_proba(X_new, method=method)
+    assert proba.shape == (len(X_new), 2)
+    assert np.all((proba >= 0) & (proba <= 1))
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    order = np.argsort(det.decision_function(X_new))  # most outlying first
+    assert np.all(np.diff(proba[order, 1]) <= 0)
+    # far beyond every training score
+    np.testing.assert_allclose(proba[len(X):len(X) + 5, 1], 1.0, atol=1e-9)
+    assert proba[-1, 1] == 0.0  # the mode scores below every training outlier score
+
+
+def test_predict_proba_follows_pyods_definitions(contaminated):
+    X, _ = contaminated
+    det = LikelihoodOutlierDetector(GaussianMixture(random_state=0)).fit(X[::2])
+    train = det.decision_scores_
+    outlier_score = -det.score_samples(X)
+    linear = np.clip((outlier_score - train.min()) / (train.max() - train.min()), 0, 1)
+    np.testing.assert_allclose(det.predict_proba(X)[:, 1], linear)
+    np.testing.assert_allclose(det.predict_proba(X[::2])[:, 1].min(), 0.0)
+    np.testing.assert_allclose(det.predict_proba(X[::2])[:, 1].max(), 1.0)
+    unify = np.clip(special.erf((outlier_score - train.mean()) / (train.std() * np.sqrt(2))), 0, 1)
+    np.testing.assert_allclose(det.predict_proba(X, method="unify")[:, 1], unify)
+    with pytest.raises(ValueError, match="'linear' or 'unify'"):
+        det.predict_proba(X, method="softmax")
+
+
+def test_predict_proba_with_constant_or_infinite_training_scores(rng):
+    """All training scores equal: linear divides by 1 (MinMaxScaler's rule), unify is a step.
+    Infinite training scores (zero density) stay out of the statistics."""
+    class Constant(GaussianMixture):
+        def score_samples(self, X):
+            return np.where(np.abs(X[:, 0]) > 5, -1.0, 0.0)
+
+    X = rng.randn(50, 2).clip(-3, 3)
+    det = LikelihoodOutlierDetector(Constant()).fit(X)
+    probe = np.array([[0.0, 0.0], [9.0, 0.0]])
+    np.testing.assert_array_equal(det.predict_proba(probe)[:, 1], [0.0, 1.0])
+    np.testing.assert_array_equal(det.predict_proba(probe, method="unify")[:, 1], [0.0, 1.0])
+
+    X = np.vstack([rng.rand(100, 2), [[3.0, 3.0]]])
+    with np.errstate(divide="ignore"):
+        det = LikelihoodOutlierDetector(KernelDensity(kernel="tophat", bandwidth=0.5)).fit(
+            X, sample_weight=np.r_[np.ones(100), 0.0])
+        assert np.isposinf(det.decision_scores_[-1])
+        for method in ("linear", "unify"):
+            proba = det.predict_proba(X, method=method)[:, 1]
+            assert np.all(np.isfinite(proba)) and proba[-1] == 1.0 and proba[:-1].max() < 1.0 + 1e-12
