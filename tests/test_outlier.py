@@ -455,3 +455,151 @@ def test_predict_proba_with_constant_or_infinite_training_scores(rng):
         for method in ("linear", "unify"):
             proba = det.predict_proba(X, method=method)[:, 1]
             assert np.all(np.isfinite(proba)) and proba[-1] == 1.0 and proba[:-1].max() < 1.0 + 1e-12
+
+
+# --------------------------------------------------------------------------- the default scorer
+SMALL_ENSEMBLE = dict(n_estimators=2, max_samples=64, sample_passes=200, min_epochs=2,
+                      max_epochs=5, hidden_layer_sizes=(8,), rbm_components=4, random_state=0,
+                      device="cpu")
+
+
+@parametrize_with_checks([LikelihoodOutlierDetector(_outlier._LikelihoodEnsemble(**SMALL_ENSEMBLE))])
+def test_sklearn_compatible_default_scorer(estimator, check):
+    """The recommended scorer, small, through every check (LikelihoodOutlierDetector() builds
+    the same class at its recommended settings)."""
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def default_fitted():
+    """LikelihoodOutlierDetector() as it comes, on 300 inliers in 6-D (a correlated Gaussian,
+    one near-constant and one constant feature) and 15 outliers."""
+    rng = np.random.RandomState(0)
+    inliers = rng.randn(300, 4) @ rng.randn(4, 4)
+    far = rng.uniform(4, 6, size=(15, 4)) * rng.choice([-1, 1], size=(15, 4))
+    X = np.vstack([inliers, far])
+    near_constant = np.where(rng.rand(315) < 0.97, 0.0, 1.0)
+    X = np.column_stack([X, near_constant, np.full(315, 7.0)])
+    y = np.r_[np.ones(300, dtype=int), -np.ones(15, dtype=int)]
+    return LikelihoodOutlierDetector(random_state=0, device="cpu").fit(X), X, y
+
+
+def test_default_detector_needs_no_arguments(default_fitted):
+    det, X, y = default_fitted
+    assert isinstance(det.estimator_, _outlier._LikelihoodEnsemble)
+    assert det.estimator_.random_state == 0 and det.estimator_.device == "cpu"
+    assert roc_auc_score(y, det.decision_function(X)) > 0.95
+    pred = det.predict(X)
+    assert np.mean(pred[y == -1] == -1) > 0.8
+    # the 3% of inliers with the rare value of the near-constant feature are unusual in it;
+    # among the others few are flagged
+    common = (y == 1) & (X[:, 4] == 0)
+    assert np.mean(pred[common] == -1) < 0.05
+    # the constant feature is dropped, the near-constant one kept
+    np.testing.assert_array_equal(det.estimator_.features_, [0, 1, 2, 3, 4])
+    np.testing.assert_allclose(det.decision_scores_, -det.score_samples(X))
+
+
+def test_default_score_is_the_mean_of_normalised_member_log_likelihoods(default_fitted):
+    """score_samples: each member's log-likelihood minus its training median over its training
+    interquartile range, averaged; a typical training row scores about 0."""
+    det, X, _ = default_fitted
+    ens = det.estimator_
+    Z = ens._scale(X)
+    # n_estimators autoencoders weighing 1 in all, as many RBMs weighing rbm_weight
+    assert len(ens.estimators_) == 2 * ens.n_estimators
+    weights = np.array([w for w, *_ in ens.estimators_])
+    total = 1 + ens.rbm_weight
+    np.testing.assert_allclose(weights[:ens.n_estimators], 1 / total / ens.n_estimators)
+    np.testing.assert_allclose(weights[ens.n_estimators:], ens.rbm_weight / total / ens.n_estimators)
+    assert isinstance(ens.estimators_[0][1], AutoencoderTransformer)
+    assert isinstance(ens.estimators_[-1][1][-1], sklearn_ae.BernoulliRBMStack)
+    expected = 0.0
+    for weight, model, code, median, spread in ens.estimators_:
+        ll = ens._member_scores(model, code, Z)
+        np.testing.assert_allclose(ll, model.score_samples(Z), rtol=1e-6)  # a log-likelihood
+        q1, q3 = np.percentile(ll, [25, 75])
+        assert median == pytest.approx(np.median(ll)) and spread == pytest.approx(q3 - q1)
+        expected = expected + weight * (ll - median) / spread
+    np.testing.assert_allclose(det.score_samples(X), expected, rtol=1e-6)
+    assert abs(np.median(det.score_samples(X))) < 0.5
+
+
+def test_default_detector_is_reproducible_and_seeded(default_fitted):
+    det, X, _ = default_fitted
+    again = clone(det).fit(X)
+    np.testing.assert_array_equal(again.score_samples(X), det.score_samples(X))
+    other = LikelihoodOutlierDetector(random_state=1, device="cpu").fit(X)
+    assert not np.allclose(other.score_samples(X), det.score_samples(X))
+
+
+def test_default_detector_trims_its_training_pool(rng):
+    """The second round trains on subsamples of the rows the first round finds typical: with
+    trim=0.5 and max_samples above the pool, every member of the last round, autoencoder or
+    RBM, has seen exactly the better-scoring half of its own family's first round."""
+    X = np.vstack([rng.randn(60, 3), 8 + rng.randn(6, 3)])
+    seen = {"ae": [], "rbm": []}
+
+    class Spy(_outlier._LikelihoodEnsemble):
+        def _autoencoder(self, Z, random_state):
+            seen["ae"].append(Z)
+            return super()._autoencoder(Z, random_state)
+
+        def _rbm(self, Z, random_state):
+            seen["rbm"].append(Z)
+            return super()._rbm(Z, random_state)
+
+    ens = Spy(**{**SMALL_ENSEMBLE, "trim": 0.5, "max_samples": 1000}).fit(X)
+    for family in ("ae", "rbm"):
+        assert [len(Z) for Z in seen[family]] == [66, 66, 33, 33]
+        # the planted far rows are among those set aside
+        far = ens._scale(X[60:])
+        assert not any((np.abs(Z[:, None, :] - far[None]).sum(-1) < 1e-9).any() for Z in seen[family][2:])
+    assert len(ens.estimators_) == 4
+
+
+def test_default_detector_input_checks(default_fitted):
+    det, X, _ = default_fitted
+    with pytest.raises(ValueError, match="6 features"):
+        det.predict(X[:, :5])
+    with pytest.raises(TypeError, match="[Ss]parse"):
+        LikelihoodOutlierDetector(random_state=0).fit(sp.csr_matrix(X))
+    with pytest.raises(ValueError, match="n_samples=1"):
+        LikelihoodOutlierDetector(random_state=0).fit(X[:1])
+    assert not get_tags(LikelihoodOutlierDetector()).input_tags.sparse
+    assert LikelihoodOutlierDetector().get_metadata_routing().consumes("fit", ["sample_weight"]) == set()
+
+
+def test_default_detector_on_constant_data_and_float32(rng):
+    det = LikelihoodOutlierDetector(_outlier._LikelihoodEnsemble(**SMALL_ENSEMBLE))
+    det.fit(np.ones((20, 3)))  # nothing varies: every row is typical
+    assert np.all(det.predict(np.ones((4, 3))) == 1)
+    X = rng.randn(50, 4).astype(np.float32)
+    scores = det.fit(X).score_samples(X)
+    assert scores.dtype == np.float64 and np.all(np.isfinite(scores))
+
+
+def test_default_detector_pickles_and_keeps_feature_names(default_fitted):
+    pd = pytest.importorskip("pandas")
+    det, X, _ = default_fitted
+    back = pickle.loads(pickle.dumps(det))
+    np.testing.assert_array_equal(back.score_samples(X), det.score_samples(X))
+    df = pd.DataFrame(X[:100], columns=[f"f{i}" for i in range(6)])
+    named = LikelihoodOutlierDetector(_outlier._LikelihoodEnsemble(**SMALL_ENSEMBLE)).fit(df)
+    assert list(named.feature_names_in_) == list(df.columns)
+
+
+def test_code_density_adds_the_codes_gaussian_log_density(rng):
+    X = rng.randn(80, 4) @ rng.randn(4, 4)
+    ens = _outlier._LikelihoodEnsemble(**{**SMALL_ENSEMBLE, "code_density": True, "rbm_weight": 0,
+                                          "n_rounds": 1, "max_samples": 1000})
+    ens.fit(X)
+    Z = ens._scale(X)
+    _, model, code, _, _ = ens.estimators_[0]
+    mean, precision, logdet = code
+    codes = model.transform(Z).astype(np.float64)
+    np.testing.assert_allclose(mean, codes.mean(0), rtol=1e-6)
+    expected = model.score_samples(Z) + stats.multivariate_normal(
+        mean, np.linalg.inv(precision)).logpdf(codes) + 0.5 * codes.shape[1] * np.log(2 * np.pi)
+    np.testing.assert_allclose(ens._member_scores(model, code, Z), expected, rtol=1e-6)
+    assert all(isinstance(m, AutoencoderTransformer) for _, m, *_ in ens.estimators_)
