@@ -1,4 +1,5 @@
-"""LikelihoodOutlierDetector: a threshold on any estimator's ``score_samples``."""
+"""LikelihoodOutlierDetector: a threshold on an estimator's ``score_samples``, or on the
+recommended scorer's (``_LikelihoodEnsemble``) when no estimator is given."""
 
 import warnings
 from numbers import Integral, Real

@@ -21,7 +21,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils import get_tags
-from sklearn.utils.estimator_checks import check_estimator_sparse_tag, parametrize_with_checks
+from sklearn.utils.estimator_checks import (
+    check_estimator_sparse_tag,
+    check_outliers_train,
+    parametrize_with_checks,
+)
 
 import sklearn_ae
 from sklearn_ae import _outlier
@@ -603,3 +607,11 @@ def test_code_density_adds_the_codes_gaussian_log_density(rng):
         mean, np.linalg.inv(precision)).logpdf(codes) + 0.5 * codes.shape[1] * np.log(2 * np.pi)
     np.testing.assert_allclose(ens._member_scores(model, code, Z), expected, rtol=1e-6)
     assert all(isinstance(m, AutoencoderTransformer) for _, m, *_ in ens.estimators_)
+
+
+def test_default_form_passes_the_outlier_checks_at_its_own_settings():
+    """The small ensemble goes through every check above; the default form itself, at the
+    recommended settings, through scikit-learn's outlier-detector check (fit twice, predict,
+    decision_function, score_samples, malformed input, contamination)."""
+    check_outliers_train("LikelihoodOutlierDetector", LikelihoodOutlierDetector(random_state=0,
+                                                                              device="cpu"))
