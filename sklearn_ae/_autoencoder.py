@@ -8,9 +8,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, StrOptions
 
 from ._base import BaseReconstructionAutoencoder
+from ._docstrings import shared_docstring
 from ._modules import Autoencoder
 
 
+@shared_docstring
 class AutoencoderTransformer(BaseReconstructionAutoencoder):
     """Deterministic MLP autoencoder, trained in PyTorch, used as a scikit-learn transformer.
 
@@ -24,44 +26,10 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
     ----------
     n_components : int, default=8
         Size of the code (the number of features ``transform`` returns).
-    hidden_layer_sizes : tuple of int, default=(128, 64)
-        Sizes of the encoder's intermediate layers; the decoder uses them in reverse.
-    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
-        Nonlinearity of the intermediate layers.
-    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
-        Observation model. ``"bernoulli"`` needs X in [0, 1] (use ``MinMaxScaler``).
-    alpha : float, default=1e-4
-        L2 penalty (Adam's weight decay) on the network's parameters.
-    batch_size : int or "auto", default="auto"
-        Minibatch size; ``"auto"`` is ``min(200, n_samples)``.
-    learning_rate_init : float, default=1e-3
-        Adam's learning rate.
-    max_iter : int, default=200
-        Maximum number of epochs.
-    tol : float, default=1e-4
-        Improvement of the loss (or validation score) that counts as progress.
-    n_iter_no_change : int, default=10
-        Stop after this many epochs without progress of at least ``tol``.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data, stop on the validation loss and restore
-        the weights of the best epoch.
-    validation_fraction : float, default=0.1
-        Fraction of the data held out when ``early_stopping=True``.
-    shuffle : bool, default=True
-        Shuffle the training data every epoch.
-    random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling and the validation split. The global random
-        states of NumPy and torch are never touched.
-    verbose : int, default=0
-        1 prints one line per epoch; 2 adds a progress bar over the batches.
-    warm_start : bool, default=False
-        Continue from the previous fit's weights when ``fit`` is called again.
-    device : str, default="auto"
-        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, or
-        ``"accelerate"``: data parallelism over processes (several GPUs) through skorch's
-        Accelerate integration, for a script started by ``accelerate launch`` or ``torchrun``.
-    callbacks : list of skorch callbacks or (name, callback) tuples, default=None
-        Extra callbacks for the skorch training loop.
+    %(hidden_layer_sizes)s
+    %(activation)s
+    %(likelihood)s
+    %(training_parameters)s
     pretraining : None, "rbm" or BernoulliRBMStack, default=None
         ``"rbm"`` initialises the encoder layer by layer with a stack of Bernoulli RBMs (sizes
         ``hidden_layer_sizes`` then ``n_components``; CD-1, learning rate 0.1, momentum 0.5,
@@ -75,26 +43,16 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
 
     Attributes
     ----------
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of the features seen during fit, when X has string column names.
-    n_iter_ : int
-        Number of epochs run.
+    %(fit_attributes)s
     loss_curve_ : list of float
         Mean training loss per epoch (nats per sample, constants dropped for the Gaussian model).
-    validation_scores_ : list of float or None
-        Negated validation loss per epoch, when ``early_stopping=True``.
-    best_validation_score_ : float or None
-        Best of ``validation_scores_``.
+    %(training_attributes)s
     pretrained_ : BernoulliRBMStack or None
         The RBM stack that initialised the network (``pretraining`` set), else None.
     noise_variance_ : ndarray of shape (n_features_in_,) or None
         Per-feature variance of the Gaussian observation model (None for Bernoulli).
-    net_ : skorch.NeuralNet
-        The skorch net that trained the model.
-    module_ : torch.nn.Module
-        The trained network.
+    %(net_)s
+    %(module_)s
 
     See Also
     --------
@@ -150,20 +108,16 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
         self.pretraining = pretraining
 
     #: how ``pretraining="rbm"`` trains its RBMs (Hinton & Salakhutdinov 2006, fewer epochs)
-    _rbm_pretraining_params = dict(learning_rate=0.1, momentum=0.5, alpha=2e-4, batch_size=100,
-                                   max_iter=20, persistent=False, n_gibbs_steps=1)
+    _rbm_pretraining_params = dict(learning_rate=0.1, learning_rate_schedule="constant", momentum=0.5,
+                                   alpha=2e-4, batch_size=100, max_iter=20, persistent=False,
+                                   n_gibbs_steps=1)
 
-    def _train(self, X, incremental):
-        fresh = not hasattr(self, "net_") or not (incremental or self.warm_start)
-        if fresh:
-            self._pretrained_stack = None
-            if self.pretraining is not None:
-                self._pretrained_stack = self._pretrain(X)
-            self.pretrained_ = self._pretrained_stack
-        try:
-            super()._train(X, incremental)
-        finally:
-            self._pretrained_stack = None
+    def _stages(self, data, ctx):
+        """RBM pretraining (a nested fit of a ``BernoulliRBMStack``, in the same fit session, so
+        that a Ctrl-C ends it and the fine-tuning), then the autoencoder's own training."""
+        if ctx.fresh:
+            self.pretrained_ = None if self.pretraining is None else self._pretrain(ctx.X)
+        yield from super()._stages(data, ctx)
 
     def _pretrain(self, X):
         """Fit the RBM stack that initialises the network (on X in [0, 1])."""
@@ -198,7 +152,7 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
     def _build_module(self, n_features, generator):
         module = Autoencoder(n_features, self._hidden_sizes(), self.n_components, self.activation,
                              generator)
-        stack = getattr(self, "_pretrained_stack", None)
+        stack = self.pretrained_
         if stack is not None:
             self._load_rbm_weights(module, stack)
         return module

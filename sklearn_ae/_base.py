@@ -2,7 +2,6 @@
 batched inference, tags and pickling."""
 
 import copy
-from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -15,10 +14,11 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils import check_random_state, gen_batches
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from tqdm.auto import tqdm
 
-from . import _engine
+from . import _accelerate, _engine
 from ._likelihoods import bernoulli_log_prob_logits, gaussian_log_prob
 from ._modules import ACTIVATIONS, ReconstructionLoss
 
@@ -45,6 +45,38 @@ def check_unit_interval(X, estimator_name, clip_tol=0.0):
             "sklearn.preprocessing.MinMaxScaler (or Binarizer for 0/1 data)"
             + (", or use likelihood='gaussian'." if clip_tol == 0.0 else ".")
         )
+
+
+class _FitContext:
+    """What one call of the fit template knows while its stages run."""
+
+    def __init__(self, **kwargs):
+        self.outcome = None
+        vars(self).update(kwargs)
+
+
+def column_moments(X, variance=True):
+    """Per-column mean and (biased) variance of X in float64, a block of rows at a time (about
+    a million values), so no float64 copy of X is made. X is a NumPy array, a tensor or a scipy
+    sparse matrix. Two passes (the mean, then the squared deviations): a constant column gives
+    exactly zero."""
+    n = X.shape[0]
+    rows = max(1, min(INFERENCE_BATCH_SIZE, (1 << 20) // max(X.shape[1], 1)))
+
+    def chunks():
+        for start in range(0, n, rows):
+            part = X[start:start + rows]
+            if torch.is_tensor(part):
+                yield part.double()
+            else:
+                yield torch.from_numpy(np.array(part.toarray() if sp.issparse(part) else part,
+                                                dtype=np.float64))
+
+    mean = sum(chunk.sum(0) for chunk in chunks()) / n
+    if not variance:
+        return mean.cpu().numpy(), None
+    squares = sum(((chunk - mean) ** 2).sum(0) for chunk in chunks())
+    return mean.cpu().numpy(), (squares / n).cpu().numpy()
 
 
 class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -94,6 +126,16 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     def _check_values(self, X):
         """Model-specific checks on validated input (e.g. the range of a Bernoulli model)."""
 
+    def _check_params(self, *names):
+        """Validate the parameters ``names`` where they are used (they may have been set since
+        the fit), with scikit-learn's constraints and messages."""
+        validate_parameter_constraints(
+            {k: self._parameter_constraints[k] for k in names},
+            {k: getattr(self, k) for k in names}, caller_name=type(self).__name__)
+
+    def _before_build(self, data):
+        """Statistics of the training data that a fresh network is built from."""
+
     def _after_train(self, X, incremental):
         """Fit the attributes that follow from the trained network (e.g. noise variances)."""
 
@@ -116,24 +158,20 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         return max(1, min(self.batch_size, n_samples))
 
     def _validate(self, X, reset):
+        if torch.is_tensor(X):
+            if X.requires_grad:
+                raise ValueError(
+                    f"{type(self).__name__} got a torch tensor that requires grad; pass X.detach() "
+                    "(the estimator trains its own network and does not backpropagate into X).")
+            X = X.cpu().numpy()  # its dtype kept: float32 in, float32 out
         X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32),
                           accept_sparse="csr" if self._accept_sparse else False)
-        self._check_values(X)
-        return X
-
-    @contextmanager
-    def _input_attributes_kept_on_error(self):
-        """Undo what validation recorded (``n_features_in_``, ``feature_names_in_``) when a fit
-        fails, so a fitted model stays consistent and an unfitted one stays unfitted."""
-        names = ("n_features_in_", "feature_names_in_")
-        saved = {k: self.__dict__[k] for k in names if k in self.__dict__}
+        self._inferring = not reset and not _engine.in_fit()
         try:
-            yield
-        except Exception:
-            for k in names:
-                self.__dict__.pop(k, None)
-            self.__dict__.update(saved)
-            raise
+            self._check_values(X)
+        finally:
+            del self._inferring
+        return X
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "net_")
@@ -162,10 +200,6 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         check_is_fitted(self, "net_")
         return self.net_.module_
 
-    @property
-    def _n_features_out(self):
-        return self.n_components
-
     # --------------------------------------------------------------- training
     def _threads(self, device, n_features, batch_size):
         if device.type != "cpu":
@@ -174,100 +208,215 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         flops = batch_size * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
         return 1 if flops < SMALL_STEP_FLOPS else None
 
-    def _train(self, X, incremental):
-        accelerator = _engine.make_accelerator(self.device)  # None unless device="accelerate"
+    def _architecture(self, n_features):
+        """What fixes the network's shape; a warm start with another architecture starts afresh."""
+        return {"n_features": n_features, "n_components": self.n_components,
+                "hidden_layer_sizes": self._hidden_sizes(), "activation": self.activation,
+                "likelihood": getattr(self, "likelihood", None)}
+
+    def _likelihood_in_use(self):
+        """The fitted network's observation model during inference, the parameter's in a fit."""
+        return self._fitted_likelihood() if getattr(self, "_inferring", False) else self.likelihood
+
+    def _fitted_likelihood(self):
+        """The observation model the network was trained for (``likelihood`` may have changed)."""
+        return self._fitted_architecture["likelihood"]
+
+    def _n_components_fitted(self):
+        """The width of the fitted code (``n_components`` may have been changed since)."""
+        return self._fitted_architecture["n_components"]
+
+    @property
+    def _n_features_out(self):
+        return self._n_components_fitted()
+
+    def _fresh(self, n_features, incremental):
+        """Whether this call trains a new network: an unfitted model, a plain ``fit``, or a warm
+        start after the architecture changed (with a warning; ``partial_fit`` refuses)."""
+        if not self.__sklearn_is_fitted__() or not (incremental or self.warm_start):
+            return True
+        old, new = self._fitted_architecture, self._architecture(n_features)
+        changed = [f"{k} ({old[k]!r} -> {new[k]!r})" for k in new if old.get(k) != new[k]]
+        if not changed:
+            return False
+        what = ", ".join(changed)
+        if incremental:
+            raise ValueError(
+                f"{type(self).__name__}.partial_fit cannot continue training after {what} changed: "
+                "the fitted network has another shape. Call fit to train a new network.")
+        _engine.warn(
+            f"{type(self).__name__}: warm_start=True, but {what} changed since the last fit, so a new "
+            "network is trained from scratch.", UserWarning)
+        return True
+
+    def _draw_seeds(self, rng):
+        """Seeds drawn once per fresh fit, in a fixed order (subclasses add their own after)."""
+        self._init_seed, self._split_seed, self._shuffle_seed = (
+            int(s) for s in rng.randint(np.iinfo(np.int32).max, size=3))
+
+    def _n_stages(self, n_features):
+        """How many nets ``_stages`` trains (for the progress bar's total)."""
+        return 1
+
+    def _epochs_trained(self):
+        return self.n_iter_
+
+    def _stops_early(self, incremental):
+        """Whether ``fit`` ends at convergence (``tol`` / ``n_iter_no_change``) before ``max_iter``."""
+        return not incremental
+
+    def _uses_validation(self, incremental):
+        return not incremental and getattr(self, "early_stopping", False)
+
+    def _callbacks(self, ctx, module):
+        return (_engine.our_callbacks(type(self).__name__, tol=self.tol,
+                                      n_iter_no_change=self.n_iter_no_change, verbose=self.verbose,
+                                      data_scale=ctx.data_scale, **self._guard_settings(module))
+                + _engine.user_callbacks(self.callbacks))
+
+    def _guard_settings(self, module):
+        """Extra settings of the divergence guard and the epoch lines for the net of ``module``."""
+        return {}
+
+    def _allocate(self, build, *args):
+        """``build(*args)``, with an allocation failure (layers too large) as a clear error."""
+        try:
+            return build(*args)
+        except (RuntimeError, MemoryError) as exc:
+            if isinstance(exc, RuntimeError) and "alloc" not in str(exc):
+                raise
+            raise ValueError(
+                f"Could not allocate the network for {self.hidden_layer_sizes!r} hidden layers and "
+                f"n_components={self.n_components}: {exc}") from exc
+
+    def _new_net(self, module, ctx, **kwargs):
+        """A skorch net around ``module`` (the accelerate variant when asked for)."""
+        optimizer, optimizer_params = self._optimizer()
+        criterion = self._build_criterion()
+        specific = {"device": str(ctx.device)}
+        if ctx.accelerator is not None:
+            criterion, specific = _accelerate.net_options(ctx.accelerator, criterion)
+        return _engine.build_net(
+            module, criterion, optimizer=optimizer, optimizer_params=optimizer_params,
+            batch_size=ctx.batch_size, shuffle=self.shuffle, verbose=self.verbose,
+            callbacks=self._callbacks(ctx, module), **{**specific, **kwargs})
+
+    def _continue_net(self, net, ctx):
+        """Prepare a fitted net to train on, after a snapshot that a failed call restores: on the
+        device asked for now, with the current batch size, callbacks, criterion settings and
+        optimizer hyperparameters (its state, e.g. momentum, carries on)."""
+        if (ctx.accelerator is not None) != hasattr(net, "attach"):
+            raise ValueError(
+                f"device={self.device!r} cannot continue training a model that was "
+                f"{'' if ctx.accelerator is None else 'not '}trained with device='accelerate'; "
+                "fit afresh (fit with warm_start=False) to switch between device='accelerate' "
+                "and the other devices.")
+        ctx.snapshots.append(_engine.NetSnapshot(net))
+        if ctx.accelerator is not None:
+            net.attach(ctx.accelerator)
+        else:
+            _engine.move_net(net, ctx.device)
+        net.set_params(batch_size=ctx.batch_size, verbose=self.verbose,
+                       callbacks=self._callbacks(ctx, _engine.unwrapped(net.module_)))
+        net.initialize_callbacks()  # set_params initialises the callbacks it replaces, not the new ones
+        # skorch's set_params refuses iterator parameters on an initialised net; it reads them
+        # from these attributes when it builds each epoch's iterator
+        net.iterator_train__shuffle = self.shuffle
+        _engine.set_optimizer_params(net, self._optimizer()[1])
+        criterion = net.criterion_
+        self._update_criterion(criterion.criterion if isinstance(criterion, _accelerate.CallableLoss)
+                               else criterion)
+        return net
+
+    def _update_criterion(self, criterion):
+        """Bring a fitted net's criterion up to the current parameters (e.g. ``beta``)."""
+
+    def _train(self, X, incremental, snapshots):
+        """The fit template, shared by every estimator: draw the seeds of a fresh fit, run the
+        training stages (``_stages``: one net, the layers of a stack, pretraining then
+        fine-tuning) on device-resident data, then fit the attributes that follow from the
+        trained nets (``_finish``). A Ctrl-C ends every remaining stage."""
+        session = _engine.current_session()
+        accelerator = _accelerate.make_accelerator(self.device) if self._accepts_accelerate else None
         device = accelerator.device if accelerator is not None else _engine.resolve_device(self.device)
         n_samples, n_features = X.shape
-        fitted = hasattr(self, "net_")
-        fresh = not fitted or not (incremental or self.warm_start)
-        batch_size = self._batch_size(n_samples)
-
+        fresh = self._fresh(n_features, incremental)
         if fresh:
             if accelerator is not None and accelerator.num_processes > 1 and self.random_state is None:
                 raise ValueError(
                     f"device='accelerate' over {accelerator.num_processes} processes needs an int "
                     "random_state: every process must draw the same shuffling of the data.")
-            rng = check_random_state(self.random_state)
-            init_generator = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
-            self._split_seed = int(rng.randint(np.iinfo(np.int32).max))
-            shuffle_generator = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
-            optimizer, optimizer_params = self._optimizer()
-            try:
-                module = self._build_module(n_features, init_generator)
-            except (RuntimeError, MemoryError) as exc:
-                if isinstance(exc, RuntimeError) and "alloc" not in str(exc):
-                    raise
-                raise ValueError(
-                    f"Could not allocate the network for {n_features} features, hidden_layer_sizes="
-                    f"{self.hidden_layer_sizes!r} and n_components={self.n_components}: {exc}"
-                ) from exc
-            net = _engine.build_net(
-                module, self._build_criterion(),
-                optimizer=optimizer, optimizer_params=optimizer_params,
-                batch_size=batch_size, shuffle=self.shuffle, device=device,
-                verbose=self.verbose, callbacks=self.callbacks, tol=self.tol,
-                n_iter_no_change=self.n_iter_no_change, estimator_name=type(self).__name__,
-                accelerator=accelerator)
-            snapshot = None
+            self._draw_seeds(check_random_state(self.random_state))
+            generator = torch.Generator().manual_seed(self._shuffle_seed)
+        else:  # a copy: the fitted model's generator moves on only if this call succeeds
+            generator = torch.Generator()
+            generator.set_state(self._shuffle_generator.get_state())
+        batch_size = self._batch_size(n_samples)
+        data = X if sp.issparse(X) else self._to_device(X, device)
+        ctx = _FitContext(X=X, fresh=fresh, incremental=incremental, device=device, accelerator=accelerator,
+                          batch_size=batch_size, generator=generator, snapshots=snapshots,
+                          data_scale=_engine.data_scale(data))
+        epochs = 1 if incremental else self.max_iter
+        session.progress(self._n_stages(n_features) * epochs)
+        with _engine.torch_threads(self._threads(device, n_features, batch_size)):
+            for net, train_set, valid_set in self._stages(data, ctx):
+                if session.interrupted:
+                    break
+                ctx.outcome = _engine.train(net, train_set, valid_set, epochs=epochs,
+                                            stop=self._stops_early(incremental),
+                                            stop_on_validation=self._uses_validation(incremental))
+                if hasattr(net, "detach"):  # inference runs in this process, on its device
+                    net.detach(device)
+                if ctx.outcome == "interrupted":
+                    break
+            self._shuffle_generator = generator
+            self._fitted_architecture = self._architecture(n_features)
+            self._finish(data, ctx)
+        del data
+        if session.interrupted:  # also by a Ctrl-C that came between the training loops
+            ctx.outcome = "interrupted"
+        _engine.report(ctx.outcome, type(self).__name__, self._epochs_trained(), epochs)
+
+    _accepts_accelerate = True
+
+    def _datasets(self, data, ctx):
+        """The training set and, under early stopping (or a callback that monitors a validation
+        metric), the validation set: a split by index, no copies of the data."""
+        if not (self._uses_validation(ctx.incremental) or _engine.needs_validation(self.callbacks)):
+            return _engine.DeviceDataset(data, ctx.generator, device=ctx.device), None
+        train_rows, valid_rows = self._holdout(data.shape[0])
+        return (_engine.DeviceDataset(data, ctx.generator, indices=train_rows, device=ctx.device),
+                _engine.DeviceDataset(data, indices=valid_rows, device=ctx.device))
+
+    def _stages(self, data, ctx):
+        """One net, trained on ``data``."""
+        if ctx.fresh:
+            self._before_build(data)
+            init = torch.Generator().manual_seed(self._init_seed)
+            net = self._new_net(self._allocate(self._build_module, data.shape[1], init), ctx)
         else:
-            net = self.net_
-            if (accelerator is not None) != isinstance(net, _engine._AcceleratedNet):
-                raise ValueError(
-                    f"device={self.device!r} cannot continue training a model that was "
-                    f"{'' if accelerator is None else 'not '}trained with device='accelerate'; "
-                    "fit afresh (fit with warm_start=False) to switch between device='accelerate' "
-                    "and the other devices.")
-            if accelerator is not None:
-                net.attach(accelerator)
-            else:  # continue on the device asked for now, not the one it was fitted on
-                _engine.move_net(net, device)
-            net.set_params(batch_size=batch_size)
-            shuffle_generator = self._shuffle_generator
-            snapshot = (copy.deepcopy(net.module_.state_dict()),
-                        copy.deepcopy(net.optimizer_.state_dict()),
-                        shuffle_generator.get_state(), len(net.history))
-
-        X_valid = None
-        X_train = X
-        if self.early_stopping and not incremental:
-            X_train, X_valid = self._holdout(X)
-        X_train_t = self._to_device(X_train, device)
-        X_valid_t = None if X_valid is None else self._to_device(X_valid, device)
-        try:
-            with _engine.torch_threads(self._threads(device, n_features, batch_size)):
-                _engine.train(net, X_train_t, X_valid_t,
-                              epochs=1 if incremental else self.max_iter,
-                              generator=shuffle_generator, stop=not incremental)
-        except _engine.DivergenceError:
-            if snapshot is not None:  # leave the previously fitted model exactly as it was
-                _engine._unwrapped(net.module_).load_state_dict(snapshot[0])
-                net.optimizer_.load_state_dict(snapshot[1])
-                shuffle_generator.set_state(snapshot[2])
-                del net.history[snapshot[3]:]
-            raise
-        finally:
-            if accelerator is not None:  # inference runs in this process, on its device
-                net._unwrap_accelerator()
-                net.device = "cpu" if device.type == "cpu" else str(device)  # not "cpu:0"
-        del X_train_t, X_valid_t
-
+            net = self._continue_net(self.net_, ctx)
         self.net_ = net
-        self._shuffle_generator = shuffle_generator
+        train_set, valid_set = self._datasets(data, ctx)
+        yield net, train_set, valid_set
+
+    def _finish(self, data, ctx):
+        """The fitted attributes that follow from the trained net."""
+        self._record_history(self.net_)
+        self._after_train(data, ctx.incremental)
+
+    def _record_history(self, net):
         history = net.history
         self.n_iter_ = len(history)
-        self.loss_curve_ = [float(v) for v in history[:, "train_loss"]]
+        self.loss_curve_ = [float(v) for v in history[:, "train_loss"]] if len(history) else []
         scores = [row["valid_score"] for row in history if "valid_score" in row]
-        if scores:
-            self.validation_scores_ = scores
-            self.best_validation_score_ = max(scores)
-        else:
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-        with _engine.torch_threads(self._threads(device, n_features, batch_size)):
-            self._after_train(self._to_device(X, device) if not sp.issparse(X) else X, incremental)
+        self.validation_scores_ = scores or None
+        self.best_validation_score_ = max(scores) if scores else None
+        self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
+        self.best_loss_ = None if scores or not self.loss_curve_ else min(self.loss_curve_)
 
-    def _holdout(self, X):
-        n_samples = X.shape[0]
+    def _holdout(self, n_samples):
+        """Row indices of the training and the validation part (seeded at the fresh fit)."""
         n_valid = int(np.ceil(self.validation_fraction * n_samples))
         if n_valid < 1 or n_samples - n_valid < 1:
             raise ValueError(
@@ -275,7 +424,32 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                 f"got n_samples={n_samples} with validation_fraction={self.validation_fraction}."
             )
         order = np.random.RandomState(self._split_seed).permutation(n_samples)
-        return X[np.sort(order[n_valid:])], X[np.sort(order[:n_valid])]
+        return np.sort(order[n_valid:]), np.sort(order[:n_valid])
+
+    def _fit(self, X, incremental):
+        """Validate, then train inside one fit session. Any exception leaves the estimator
+        exactly as it was before the call: its attributes, and the nets that the call trained
+        further (weights, optimizer state, history), are put back."""
+        saved = dict(self.__dict__)
+        random_state = self.random_state  # a RandomState instance advances as seeds are drawn
+        rng_state = random_state.get_state() if isinstance(random_state, np.random.RandomState) else None
+        snapshots = []
+        try:
+            if incremental and self.__sklearn_is_fitted__():
+                self._validate_params()  # scikit-learn validates a partial_fit's first call only
+            with _engine.fit_session(self.verbose, type(self).__name__):
+                fitted = self.__sklearn_is_fitted__()
+                X = self._validate(X, reset=not (fitted and (incremental or self.warm_start)))
+                self._train(X, incremental, snapshots)
+        except BaseException:
+            for snapshot in reversed(snapshots):
+                snapshot.restore()
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            if rng_state is not None:
+                random_state.set_state(rng_state)
+            raise
+        return self
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -306,17 +480,15 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         >>> ae.n_iter_, len(ae.loss_curve_)
         (3, 3)
         """
-        with self._input_attributes_kept_on_error():
-            X = self._validate(X, reset=not (self.warm_start and hasattr(self, "net_")))
-            self._train(X, incremental=False)
-        return self
+        return self._fit(X, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         """Update the model with one pass (epoch) over X.
 
         The first call initialises the model; later calls continue from it. Early stopping does
-        not apply. If the loss diverges, the model is left exactly as it was before the call.
+        not apply. If the call fails (for instance the loss diverges), the model is left exactly
+        as it was before the call.
 
         Parameters
         ----------
@@ -345,10 +517,7 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         >>> ae.n_iter_
         2
         """
-        with self._input_attributes_kept_on_error():
-            X = self._validate(X, reset=not hasattr(self, "net_"))
-            self._train(X, incremental=True)
-        return self
+        return self._fit(X, incremental=True)
 
     # -------------------------------------------------------------- inference
     def _inference_module(self, dtype):
@@ -361,16 +530,23 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     def _device_(self):
         return torch.device(self.net_.device)
 
-    def _map_batches(self, X, fn, width=None):
+    def _progress(self, total, description, unit="step"):
+        """A tqdm progress bar for long scoring, shown when ``verbose`` is set."""
+        return tqdm(total=total, desc=f"[{type(self).__name__}] {description}", unit=unit,
+                    disable=not self.verbose)
+
+    def _map_batches(self, X, fn, width=None, progress=None):
         """Apply ``fn(module, x_batch)`` to X a batch at a time; return an array of X's dtype.
 
         Memory on the device is bounded by ``INFERENCE_BATCH_SIZE`` rows, not by ``len(X)``.
+        ``progress`` (a description) shows a progress bar over the rows when ``verbose`` is set.
         """
         dtype = X.dtype
         module = self._inference_module(dtype)
         device = self._device_()
         n = X.shape[0]
         out = np.empty((n,) if width is None else (n, width), dtype=dtype)
+        bar = self._progress(n, progress, unit="row") if progress else None
         with torch.inference_mode():
             for rows in gen_batches(n, INFERENCE_BATCH_SIZE):
                 xb = X[rows]
@@ -388,12 +564,16 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                         "arithmetic, or the fitted weights are unusable. Scale the input like the "
                         "training data, pass float64, or refit with a lower learning rate.")
                 out[rows] = res
+                if bar is not None:
+                    bar.update(len(res))
+        if bar is not None:
+            bar.close()
         return out
 
     def _decoder_mean(self, Z):
         """The decoder's mean for codes Z: probabilities for a Bernoulli model, else the output."""
         Z = self._check_codes(Z)
-        bern = self.likelihood == "bernoulli"
+        bern = self._fitted_likelihood() == "bernoulli"
         return self._map_batches(
             Z, lambda m, z: torch.sigmoid(m.decode(z)) if bern else m.decode(z), self.n_features_in_)
 
@@ -424,10 +604,10 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     def _check_codes(self, Z):
         check_is_fitted(self)
         Z = check_array(Z, dtype=(np.float64, np.float32))
-        if Z.shape[1] != self.n_components:
+        if Z.shape[1] != self._n_components_fitted():
             raise ValueError(
                 f"X has {Z.shape[1]} features, but {type(self).__name__}.inverse_transform is "
-                f"expecting {self.n_components} features (n_components) as input."
+                f"expecting {self._n_components_fitted()} features (n_components) as input."
             )
         return Z
 
@@ -491,19 +671,27 @@ class BaseReconstructionAutoencoder(BaseNeuralEstimator):
         return ReconstructionLoss(self.likelihood)
 
     def _check_values(self, X):
-        if self.likelihood == "bernoulli":
+        if self._likelihood_in_use() == "bernoulli":
             check_unit_interval(X, type(self).__name__)
 
     def _after_train(self, X, incremental):
-        if self.likelihood != "gaussian":
-            self.noise_variance_ = None
+        if self._fitted_likelihood() != "gaussian":
             return
         mean_sq = self._running_mean("residual", lambda m, x: (x - m(x)[0]) ** 2, X, incremental)
         if not (incremental and hasattr(self, "_noise_floor")):
-            with torch.inference_mode():
-                feature_var = X.double().var(0, unbiased=False).mean() if X.shape[0] > 1 else 0.0
-            self._noise_floor = max(self._variance_floor * float(feature_var), 1e-12)
-        self.noise_variance_ = np.maximum(mean_sq, self._noise_floor)
+            feature_var = float(column_moments(X)[1].mean())
+            self._noise_floor = max(self._variance_floor * feature_var, 1e-12)
+        with torch.no_grad():
+            self.net_.module_.noise_variance.copy_(torch.as_tensor(np.maximum(mean_sq, self._noise_floor)))
+
+    @property
+    def noise_variance_(self):
+        """The fitted per-feature noise variance of the Gaussian likelihood (None for Bernoulli);
+        part of the module's state, so it travels with ``net_.save_params``."""
+        check_is_fitted(self)
+        if self._fitted_likelihood() != "gaussian":
+            return None
+        return self.net_.module_.noise_variance.detach().cpu().numpy().copy()
 
     def transform(self, X):
         """Encode X: the code z = encoder(x).
@@ -532,7 +720,7 @@ class BaseReconstructionAutoencoder(BaseNeuralEstimator):
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
-        return self._map_batches(X, lambda m, x: m.encode(x), self.n_components)
+        return self._map_batches(X, lambda m, x: m.encode(x), self._n_components_fitted())
 
     def inverse_transform(self, X):
         """Decode codes back to the input space: the decoder's mean (probabilities for
@@ -598,11 +786,10 @@ class BaseReconstructionAutoencoder(BaseNeuralEstimator):
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
-        if self.likelihood == "bernoulli":
+        if self._fitted_likelihood() == "bernoulli":
             return self._map_batches(X, lambda m, x: bernoulli_log_prob_logits(x, m(x)[0]))
-        variance = self.noise_variance_
 
         def fn(m, x):
-            return gaussian_log_prob(x, m(x)[0], torch.as_tensor(variance, dtype=x.dtype, device=x.device))
+            return gaussian_log_prob(x, m(x)[0], m.noise_variance.to(x.dtype))
 
         return self._map_batches(X, fn)

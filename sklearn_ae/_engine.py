@@ -5,27 +5,46 @@ Nothing in this file knows about any one model. An estimator hands over a module
 builds the net, feeds it minibatches sliced from device-resident tensors (skorch's default
 ``DataLoader`` path spends its time in per-row ``Dataset.__getitem__``), shuffles with a seeded
 generator, stops the way ``MLPRegressor`` does, restores the best weights under early stopping,
-prints one line per epoch, and refuses to carry on from a non-finite loss. ``device="accelerate"``
-builds the same net through skorch's Accelerate integration (data parallelism over processes),
-sharding each global batch across them.
+shows progress, refuses to carry on from a diverging loss, and tells a user's Ctrl-C apart from a
+callback that ends training. A fit (with everything nested in it: the layers of a stack,
+pretraining and fine-tuning) runs inside one ``fit_session``.
 """
 
 import copy
+import fnmatch
 import functools
 import math
+import os
+import signal
+import sys
+import threading
 import warnings
+import contextlib
 from contextlib import contextmanager
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.exceptions import ConvergenceWarning
-from torch.optim import optimizer as torch_optimizer
 from skorch import NeuralNet
-from skorch.callbacks import Callback, ProgressBar
-from skorch.hf import AccelerateMixin
+from skorch.callbacks import Callback
+
+# torch's optimizers import a large part of torch (sympy included) when the first one is built; a
+# Ctrl-C in the middle of that import leaves it half-loaded for the rest of the process, so it
+# happens here, at import time, instead of inside the first fit
+torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+
+#: a training loss that rises this many times its starting magnitude has diverged
+EXPLOSION_FACTOR = 1e4
+#: weights this many times the data's largest magnitude (at least 1) have diverged
+WEIGHT_LIMIT = 1e8
+
+_PREFIX = "sklearn_ae."  # our callbacks' names: a user's callback names cannot clash with them
 
 
 class DivergenceError(ValueError):
-    """Raised when the training loss becomes non-finite (NaN or infinite)."""
+    """Raised when training diverges: a non-finite loss, a loss that explodes by orders of
+    magnitude over its starting value, or weights beyond any sane range."""
 
 
 def resolve_device(device):
@@ -65,40 +84,71 @@ def resolve_device(device):
     return resolved
 
 
+_THREADS = {"lock": threading.Lock(), "users": 0, "saved": None}
+
+
 @contextmanager
 def torch_threads(n_threads):
-    """Run the block with ``n_threads`` intra-op threads (None leaves torch's setting alone)."""
+    """Run the block with ``n_threads`` intra-op threads (None leaves torch's setting alone).
+
+    torch's setting is process-wide: overlapping blocks (fits in several threads) share one
+    change, and the last to leave puts the original back."""
     if n_threads is None:
         yield
         return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
+    with _THREADS["lock"]:
+        if _THREADS["users"] == 0:
+            _THREADS["saved"] = torch.get_num_threads()
+        _THREADS["users"] += 1
+        torch.set_num_threads(n_threads)
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        with _THREADS["lock"]:
+            _THREADS["users"] -= 1
+            if _THREADS["users"] == 0:
+                torch.set_num_threads(_THREADS["saved"])
 
 
+# ------------------------------------------------------------------------------------ data
 class DeviceDataset(torch.utils.data.Dataset):
-    """A tensor that lives on the training device; rows are samples.
+    """Training rows for the engine's iterator, without copies of the data.
 
-    ``generator`` (a CPU ``torch.Generator``) drives the shuffling of the training set.
+    ``X`` is a tensor on the training device, or a scipy sparse matrix (CSR) kept where it is and
+    densified onto ``device`` a batch at a time. ``indices`` (a 1-d integer array) selects the
+    rows that belong to this set (a validation split by index); None means all of them.
+    ``generator`` (a CPU ``torch.Generator``) drives the shuffling.
     """
 
-    def __init__(self, X, generator=None):
+    def __init__(self, X, generator=None, indices=None, device=None):
         self.X = X
         self.generator = generator
+        self.indices = None if indices is None else torch.as_tensor(np.asarray(indices), dtype=torch.int64)
+        self.device = X.device if torch.is_tensor(X) else torch.device(device or "cpu")
 
     def __len__(self):
-        return len(self.X)
+        return self.X.shape[0] if self.indices is None else len(self.indices)
+
+    def take(self, rows):
+        """The dense batch of rows ``rows`` (a slice or a CPU int64 tensor) of this set."""
+        if self.indices is not None:
+            rows = self.indices[rows]
+        if torch.is_tensor(self.X):
+            if isinstance(rows, slice):
+                return self.X[rows]
+            return self.X.index_select(0, rows.to(self.X.device))
+        part = self.X[rows if isinstance(rows, slice) else rows.numpy()]
+        return torch.from_numpy(np.asarray(part.toarray(), dtype=np.float32)).to(self.device)
 
     def __getitem__(self, i):
-        return self.X[i], self.X[i]
+        row = self.take(slice(i, i + 1))[0]
+        return row, row
 
 
 class DeviceBatchIterator:
-    """Yield ``(x_batch, x_batch)`` slices of a ``DeviceDataset``: the target of an autoencoder is
-    its input. Passed to skorch as ``iterator_train`` / ``iterator_valid``."""
+    """Yield ``(x_batch, x_batch)`` from a ``DeviceDataset``: the target of an autoencoder is its
+    input. Shuffled epochs gather each batch by index, so no shuffled copy of the data is made.
+    Passed to skorch as ``iterator_train`` / ``iterator_valid``."""
 
     def __init__(self, dataset, batch_size, shuffle=False):
         self.dataset = dataset
@@ -108,77 +158,17 @@ class DeviceBatchIterator:
     def __len__(self):
         return math.ceil(len(self.dataset) / self.batch_size)
 
-    def __iter__(self):
-        X = self.dataset.X
-        n = len(X)
-        if self.shuffle:
-            order = torch.randperm(n, generator=self.dataset.generator).to(X.device)
-            X = X[order]  # one gather per epoch, then contiguous slices
+    def batches(self):
+        """The row selections of one epoch: slices, or index tensors when shuffled."""
+        n = len(self.dataset)
+        order = torch.randperm(n, generator=self.dataset.generator) if self.shuffle else None
         for start in range(0, n, self.batch_size):
-            xb = X[start:start + self.batch_size]
-            yield xb, xb
-
-
-class ShardedDeviceBatchIterator(DeviceBatchIterator):
-    """Data parallelism over processes: every process draws the same seeded permutation, forms
-    the same global batch of ``batch_size * num_processes`` rows and takes its own share of it.
-    A last global batch too small to give every process a row is skipped on all of them (every
-    process takes each optimizer step, or none does)."""
-
-    def __init__(self, dataset, batch_size, shuffle=False, num_processes=1, process_index=0):
-        super().__init__(dataset, int(batch_size) * num_processes, shuffle)
-        self.num_processes = num_processes
-        self.process_index = process_index
+            yield slice(start, start + self.batch_size) if order is None else order[start:start + self.batch_size]
 
     def __iter__(self):
-        for xb, _ in super().__iter__():
-            if len(xb) < self.num_processes:
-                continue
-            part = torch.tensor_split(xb, self.num_processes)[self.process_index]
-            yield part, part
-
-
-class CallableLoss:
-    """The criterion behind a plain callable. Accelerate wraps every ``nn.Module`` it prepares
-    in ``DistributedDataParallel``, which refuses a module without parameters."""
-
-    def __init__(self, criterion):
-        self.criterion = criterion
-
-    def __call__(self, y_pred, y_true):
-        return self.criterion(y_pred, y_true)
-
-    @property
-    def training(self):
-        return self.criterion.training
-
-
-def make_accelerator(device):
-    """An ``accelerate.Accelerator`` for ``device="accelerate"``; None for any other device."""
-    if device != "accelerate":
-        return None
-    try:
-        from accelerate import Accelerator
-    except ImportError as exc:
-        raise ImportError(
-            "device='accelerate' needs Hugging Face Accelerate: pip install accelerate "
-            "(or pip install sklearn-ae[accelerate])."
-        ) from exc
-    return Accelerator(cpu=not torch.cuda.is_available())
-
-
-def _unwrapped(module):
-    """The module itself, also while it is wrapped in ``DistributedDataParallel``."""
-    return module.module if isinstance(module, torch.nn.parallel.DistributedDataParallel) else module
-
-
-def _mean_over_processes(net, value):
-    """``value`` averaged over the processes of a distributed run (itself otherwise), so that
-    every process takes the same decision to stop."""
-    accelerator = getattr(net, "accelerator", None)
-    if accelerator is None or accelerator.num_processes == 1:
-        return value
-    return float(accelerator.reduce(torch.tensor(float(value), device=accelerator.device), "mean"))
+        for rows in self.batches():
+            xb = self.dataset.take(rows)
+            yield xb, xb
 
 
 class _Holdout:
@@ -191,6 +181,110 @@ class _Holdout:
         return dataset, self.valid
 
 
+# ------------------------------------------------------------------------- fit sessions
+class FitSession:
+    """One fit, with everything nested in it (the layers of a stack, pretraining, fine-tuning).
+
+    Knows whether the user pressed Ctrl-C (``interrupted``), holds the progress bar, and the
+    warnings to give when the fit ends (after the bar is closed). A callback that raises
+    ``KeyboardInterrupt`` to end training (skorch's ``EarlyStopping``) ends only that net's
+    training; a Ctrl-C ends the whole fit.
+    """
+
+    def __init__(self, verbose, desc):
+        self.verbose = verbose
+        self.desc = desc
+        self.interrupted = False
+        self.in_loop = False
+        self.bar = None
+        self.warnings = []
+
+    def on_sigint(self, previous, signum, frame):
+        """Ctrl-C. Inside skorch's training loop it raises ``KeyboardInterrupt`` there (skorch
+        ends the loop); elsewhere in the fit (between layers, in the statistics after training)
+        it is deferred, and the fit stops at the next point where the estimator is consistent.
+        A second Ctrl-C always raises. A handler of the user's own decides for itself."""
+        if previous is not signal.default_int_handler:
+            try:
+                previous(signum, frame)
+            except KeyboardInterrupt:
+                self.interrupted = True
+                raise
+            return
+        first = not self.interrupted
+        self.interrupted = True
+        if self.in_loop or not first:
+            raise KeyboardInterrupt
+
+    def progress(self, total):
+        """Add ``total`` epochs to the progress bar (created on first use when verbose)."""
+        if not self.verbose:
+            return
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=self.desc, unit="epoch", leave=True)
+        else:
+            self.bar.total += total
+            self.bar.refresh()
+
+    def warn(self, message, category):
+        """A warning given when the fit ends, once."""
+        if (message, category) not in self.warnings:
+            self.warnings.append((message, category))
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        for message, category in self.warnings:
+            warn(message, category)
+        self.warnings = []
+
+
+_SESSION = threading.local()
+
+
+@contextmanager
+def fit_session(verbose=0, desc=None):
+    """The current fit session, or a new one for the outermost fit, which (in the main thread)
+    handles SIGINT as ``FitSession.on_sigint`` says while it is open."""
+    outer = getattr(_SESSION, "current", None)
+    if outer is not None:
+        yield outer
+        return
+    session = FitSession(verbose, desc)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.getsignal(signal.SIGINT)
+        if callable(previous):
+            signal.signal(signal.SIGINT, functools.partial(session.on_sigint, previous))
+        else:
+            previous = None
+    _SESSION.current = session
+    try:
+        yield session
+        _SESSION.current = None
+        session.close()  # the warnings of a fit that succeeded (not of one rolled back)
+    finally:
+        _SESSION.current = None
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        if session.bar is not None:
+            session.bar.close()
+
+
+def in_fit():
+    """Whether a fit session is open in this thread."""
+    return getattr(_SESSION, "current", None) is not None
+
+
+def current_session():
+    """The open fit session (a new, silent one outside any fit)."""
+    return getattr(_SESSION, "current", None) or FitSession(0, None)
+
+
+# ---------------------------------------------------------------------------- callbacks
 class Convergence(Callback):
     """MLPRegressor's stopping rule, and early stopping that restores the best weights.
 
@@ -199,11 +293,11 @@ class Convergence(Callback):
     negated validation loss), keeping a copy of the best weights and restoring it at the end.
     """
 
-    def __init__(self, tol, n_iter_no_change):
+    def __init__(self, tol, n_iter_no_change, active=True, on_validation=True):
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
-        self.active = True
-        self.converged = False
+        self.active = active
+        self.on_validation = on_validation  # False: a validation set held out for a callback only
 
     def on_train_begin(self, net, **kwargs):
         self.converged = False
@@ -217,14 +311,15 @@ class Convergence(Callback):
         self.epochs_run += 1
         row = net.history[-1]
         if dataset_valid is not None:
-            score = -row["valid_loss"]
-            row["valid_score"] = score
+            row["valid_score"] = -row["valid_loss"]
+        if dataset_valid is not None and self.on_validation:
+            score = row["valid_score"]
             self.no_improvement = self.no_improvement + 1 if score < self.best_score + self.tol else 0
             if score > self.best_score:
                 self.best_score = score
-                self.best_state = copy.deepcopy(_unwrapped(net.module_).state_dict())
+                self.best_state = copy.deepcopy(unwrapped(net.module_).state_dict())
         else:
-            loss = row["train_loss"] = _mean_over_processes(net, row["train_loss"])
+            loss = row["train_loss"] = mean_over_processes(net, row["train_loss"])
             self.no_improvement = self.no_improvement + 1 if loss > self.best_loss - self.tol else 0
             self.best_loss = min(self.best_loss, loss)
         if self.active and self.no_improvement > self.n_iter_no_change:
@@ -233,40 +328,72 @@ class Convergence(Callback):
 
     def on_train_end(self, net, **kwargs):
         if self.best_state is not None:
-            _unwrapped(net.module_).load_state_dict(self.best_state)
+            unwrapped(net.module_).load_state_dict(self.best_state)
         self.best_state = None  # never pickle a copy of the weights
 
 
 class DivergenceGuard(Callback):
-    """Stop at the first non-finite training loss with an error that says what to do."""
+    """Fail with ``DivergenceError`` when training diverges: a non-finite loss, a training loss
+    that rises ``EXPLOSION_FACTOR`` times its starting magnitude (the first batch's loss,
+    measured before any step), or weights beyond ``WEIGHT_LIMIT`` times the data's scale."""
 
-    def __init__(self, estimator_name):
+    def __init__(self, estimator_name, data_scale=1.0, loss_limit=None):
         self.estimator_name = estimator_name
+        self.data_scale = data_scale
+        self.loss_limit = loss_limit  # an absolute bound on |loss|, for losses that start near 0
 
     def on_batch_end(self, net, batch=None, training=None, **kwargs):
-        if not training:
-            return
-        loss = net.history[-1]["batches"][-1]["train_loss"]  # already a float: no extra sync
-        loss = _mean_over_processes(net, loss)  # every process raises, or none does
-        if not math.isfinite(loss):
-            self.fail(net, f"the training loss became {loss}")
+        if training:  # stop at the first non-finite loss, before skorch averages it
+            self.check_finite(net, [net.history[-1]["batches"][-1]["train_loss"]])
+
+    def check_finite(self, net, losses):
+        bad = [v for v in losses if not math.isfinite(v)]
+        if bad:
+            self.fail(net, f"the training loss became {bad[0]}")
 
     def on_epoch_end(self, net, **kwargs):
-        # each loss is measured before its step: the last step can leave non-finite weights
-        finite = torch.stack([torch.isfinite(p).all() for p in net.module_.parameters()]).all()
-        if not bool(finite):
-            self.fail(net, "the weights became non-finite")
+        history = net.history
+        losses = [b["train_loss"] for b in history[-1]["batches"] if "train_loss" in b]
+        losses.append(history[-1]["train_loss"])
+        worst = max(losses, key=lambda v: v if math.isfinite(v) else math.inf)
+        worst = mean_over_processes(net, worst)  # every process raises, or none does
+        if not math.isfinite(worst):
+            self.fail(net, f"the training loss became {worst}")
+        start = starting_loss(history)
+        if worst - start > EXPLOSION_FACTOR * max(abs(start), 1.0):
+            self.fail(net, f"the training loss rose from {start:.4g} to {worst:.4g}")
+        if self.loss_limit is not None:
+            largest = max(abs(v) for v in losses)
+            if largest > self.loss_limit:
+                self.fail(net, f"the training loss reached {largest:.4g} (beyond {self.loss_limit:.4g})")
+        params = [p.detach() for p in net.module_.parameters()]
+        if params:
+            finite = torch.stack([torch.isfinite(p).all() for p in params]).all()
+            if not bool(finite):
+                self.fail(net, "the weights became non-finite")
+            biggest = float(torch.stack([p.abs().max() for p in params if p.numel()]).max())
+            if biggest > WEIGHT_LIMIT * max(self.data_scale, 1.0):
+                self.fail(net, f"a weight reached {biggest:.3g}")
 
     def fail(self, net, what):
         raise DivergenceError(
             f"{self.estimator_name} diverged: {what} in epoch {len(net.history)}. Lower "
-            "learning_rate_init (or learning_rate), or scale the input features (e.g. with "
-            "StandardScaler)."
+            "learning_rate_init (or learning_rate) or alpha, or scale the input features (e.g. "
+            "with StandardScaler)."
         )
 
 
+def starting_loss(history):
+    """The loss the net's training started from: its first batch's, else its first epoch's."""
+    first = history[0]
+    for batch in first.get("batches", []):
+        if "train_loss" in batch:
+            return batch["train_loss"]
+    return first["train_loss"]
+
+
 class EpochLog(Callback):
-    """One plain line per epoch, in the style of scikit-learn's ``BernoulliRBM``."""
+    """One plain line per epoch (``verbose >= 2``), in the style of scikit-learn's ``BernoulliRBM``."""
 
     def __init__(self, estimator_name):
         self.estimator_name = estimator_name
@@ -280,55 +407,27 @@ class EpochLog(Callback):
         print(line, flush=True)
 
 
-class TrimHistory(Callback):
-    """Drop per-batch records once an epoch is summarised, so a fitted model pickles small."""
+class EpochProgress(Callback):
+    """Advance the fit session's progress bar after each epoch, with the loss in it."""
 
     def on_epoch_end(self, net, **kwargs):
-        net.history[-1]["batches"] = []
+        bar = current_session().bar
+        if bar is not None:
+            row = net.history[-1]
+            bar.set_postfix(loss=f"{row['train_loss']:.4g}", refresh=False)
+            bar.update(1)
 
 
-_BATCH_HOOKS = frozenset({"on_batch_begin", "on_batch_end", "on_grad_computed"})
-
-
-def _is_plain_sgd(optimizer):
-    """Whether ``optimizer`` is ``torch.optim.SGD`` without dampening, Nesterov, maximisation,
-    step hooks (its own or global ones) or a wrapped ``step`` (a learning-rate scheduler tracks
-    the steps that way): the update ``_sgd_update`` performs, with nothing watching ``step``."""
-    if type(optimizer) is not torch.optim.SGD or "step" in vars(optimizer) \
-            or optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks:
-        return False
-    if getattr(torch_optimizer, "_global_optimizer_pre_hooks", None) \
-            or getattr(torch_optimizer, "_global_optimizer_post_hooks", None):
-        return False
-    return all(not g["nesterov"] and not g["maximize"] and g["dampening"] == 0 for g in optimizer.param_groups)
-
-
-@torch.no_grad()
-def _sgd_update(optimizer):
-    """``torch.optim.SGD.step()`` for the plain case, in place and with the same state
-    (``momentum_buffer`` per parameter), without the bookkeeping that each call of ``step`` pays:
-    at batch 10 that bookkeeping costs more than the RBM's arithmetic."""
-    for group in optimizer.param_groups:
-        lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]
-        for param in group["params"]:
-            grad = param.grad
-            if grad is None:
-                continue
-            if weight_decay:
-                grad = grad.add(param, alpha=weight_decay)
-            if momentum:
-                state = optimizer.state[param]
-                buffer = state.get("momentum_buffer")
-                if buffer is None:
-                    buffer = state["momentum_buffer"] = grad.clone()
-                else:
-                    buffer.mul_(momentum).add_(grad)
-                grad = buffer
-            param.add_(grad, alpha=-lr)
+# ------------------------------------------------------------------------------- the net
+def _defines(callback, hook):
+    """Whether ``callback`` implements ``hook`` (rather than inheriting ``Callback``'s no-op)."""
+    return getattr(type(callback), hook, None) is not getattr(Callback, hook)
 
 
 class _Net(NeuralNet):
-    """skorch's NeuralNet, pickled so that it loads on a machine without the training device.
+    """skorch's NeuralNet, with the two extension points skorch documents for custom loops
+    (``run_single_epoch``, ``train_step``) overridden for speed, and pickled so that it loads on
+    a machine without the training device.
 
     The module and criterion are handed over as instances, so skorch keeps them twice: as the
     ``module`` / ``criterion`` parameters and as ``module_`` / ``criterion_``. skorch unpickles
@@ -338,105 +437,10 @@ class _Net(NeuralNet):
 
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("_listener_cache", None)
         for name in ("module", "criterion"):
             if isinstance(state.get(name), torch.nn.Module):
                 state[name] = None
         return state
-
-    def _set_training(self, training=True):
-        # skorch sets the mode on every batch; walking the module tree costs ~7% of a small step
-        if self.module_.training != training or self.criterion_.training != training:
-            super()._set_training(training)
-
-    def _listeners(self, method_name):
-        """The callbacks that implement the per-batch hook ``method_name``.
-
-        Three hooks run on every batch; calling each callback's inherited no-op costs more than
-        the arithmetic of a small step. The list is cached for the current ``callbacks_``.
-        """
-        cache = self.__dict__.get("_listener_cache")
-        if cache is None or cache[0] is not self.callbacks_ or cache[1] != len(self.callbacks_):
-            cache = (self.callbacks_, len(self.callbacks_), {})
-            self.__dict__["_listener_cache"] = cache
-        found = cache[2].get(method_name)
-        if found is None:
-            found = [cb for _, cb in self.callbacks_
-                      if getattr(type(cb), method_name, None) is not getattr(Callback, method_name)]
-            cache[2][method_name] = found
-        return found
-
-    def notify(self, method_name, **cb_kwargs):
-        if method_name not in _BATCH_HOOKS:
-            return super().notify(method_name, **cb_kwargs)
-        getattr(self, method_name)(self, **cb_kwargs)  # the net's own hook (history bookkeeping)
-        for listener in self._listeners(method_name):
-            getattr(listener, method_name)(self, **cb_kwargs)
-
-    def _lean_epoch(self):
-        """Whether a training epoch may skip the per-batch hooks and records: no callback but
-        our divergence guard listens to them, and the step is ``_Net.train_step`` (not
-        Accelerate's, which overrides it)."""
-        if type(self).train_step is not _Net.train_step:
-            return False
-        if self._listeners("on_batch_begin") or self._listeners("on_grad_computed"):
-            return False
-        return all(type(cb) is DivergenceGuard for cb in self._listeners("on_batch_end"))
-
-    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
-        """A training epoch without a host round trip per batch.
-
-        skorch reads each batch's loss back as a Python float (on CUDA, a synchronisation per
-        batch) and records it with its hooks. When nothing but the divergence guard listens,
-        the losses are written into one float64 buffer on the device (8 bytes a batch) and
-        read back once, as the size-weighted mean, recorded as one batch of all the epoch's
-        rows: the epoch's mean loss is the same, and a non-finite loss anywhere in the epoch
-        still fails with ``DivergenceError``.
-        """
-        if not training or iterator is None or fit_params or not self._lean_epoch():
-            return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
-        losses, sizes = None, []
-        for batch in iterator:
-            loss = step_fn(batch)["loss"].detach()
-            if losses is None:
-                losses = torch.empty(len(iterator), dtype=torch.float64, device=loss.device)
-            losses[len(sizes)] = loss
-            sizes.append(len(batch[0]))
-        self.history.record(prefix + "_batch_count", len(sizes))
-        if not sizes:
-            return
-        weights = torch.tensor(sizes, dtype=torch.float64, device=losses.device)
-        mean = float(losses[:len(sizes)] @ weights) / sum(sizes)
-        self.history.new_batch()
-        self.history.record_batch(prefix + "_loss", mean)
-        self.history.record_batch(prefix + "_batch_size", sum(sizes))
-        self.notify("on_batch_end", batch=None, training=True)  # the guard checks the recorded loss
-
-    def train_step(self, batch, **fit_params):
-        """One optimizer step: skorch's, minus the closure and the gradient hook when no
-        callback listens to ``on_grad_computed`` (our optimizers take no closure)."""
-        if self._listeners("on_grad_computed"):
-            return super().train_step(batch, **fit_params)
-        optimizer = self.optimizer_
-        for group in optimizer.param_groups:  # zero_grad(set_to_none=True), minus its profiler scope
-            for param in group["params"]:
-                param.grad = None
-        step = self.train_step_single(batch, **fit_params)
-        if _is_plain_sgd(optimizer):
-            _sgd_update(optimizer)
-        else:
-            optimizer.step()
-        return step
-
-    def train_step_single(self, batch, **fit_params):
-        """A module with ``train_step_gradients`` (the RBM) writes its closed-form gradients
-        itself and returns ``(output, loss)``; every other module goes through autograd."""
-        gradients = getattr(self.module_, "train_step_gradients", None)
-        if gradients is None or fit_params:
-            return super().train_step_single(batch, **fit_params)
-        self._set_training(True)
-        y_pred, loss = gradients(batch[0])
-        return {"loss": loss, "y_pred": y_pred}
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -445,57 +449,69 @@ class _Net(NeuralNet):
         if self.criterion is None:
             self.criterion = self.criterion_
 
+    def _batch_listeners(self):
+        """The callbacks that need skorch's per-batch hooks (our divergence guard does not: the
+        lean epoch checks its losses itself)."""
+        return [cb for _, cb in self.callbacks_ if not isinstance(cb, DivergenceGuard)
+                and (_defines(cb, "on_batch_begin") or _defines(cb, "on_batch_end"))]
 
-class _AcceleratedNet(AccelerateMixin, _Net):
-    """``_Net`` trained through skorch's Accelerate integration (``device="accelerate"``).
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """A training epoch without a host round trip per batch.
 
-    The pickle carries neither the ``Accelerator`` nor its optimizer wrapper, so a model trained
-    over several processes loads, predicts and trains on in one ordinary process; a later fit
-    hands it the accelerator of that process (``attach``).
-    """
+        Why overridden: skorch reads each batch's loss back as a Python float (on CUDA, a
+        synchronisation per batch). When no callback listens to the per-batch hooks, the losses
+        go into one buffer on the device, read back once at the end of the epoch and recorded in
+        the history batch by batch, as skorch records them.
+        """
+        if not training or iterator is None or fit_params or self._batch_listeners():
+            return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        losses, sizes = None, []
+        for batch in iterator:
+            loss = step_fn(batch)["loss"].detach()
+            if losses is None:
+                losses = torch.empty(len(iterator), dtype=torch.float64, device=loss.device)
+            losses[len(sizes)] = loss
+            sizes.append(len(batch[0]))
+        values = [] if losses is None else losses[:len(sizes)].tolist()
+        for _, cb in self.callbacks_:
+            if isinstance(cb, DivergenceGuard):
+                cb.check_finite(self, values)
+        for value, size in zip(values, sizes):
+            self.history.new_batch()
+            self.history.record_batch(prefix + "_loss", value)
+            self.history.record_batch(prefix + "_batch_size", size)
+        self.history.record(prefix + "_batch_count", len(sizes))
 
-    def attach(self, accelerator):
-        """Train with ``accelerator`` from now on (after unpickling, or on a later fit)."""
-        if self.accelerator is not accelerator:
-            self.accelerator = accelerator
-            self._unwrap_accelerator()
-            optimizer = getattr(self.optimizer_, "optimizer", self.optimizer_)  # unwrap
-            self.optimizer_ = accelerator.prepare(optimizer)
-            self.iterator_train__num_processes = accelerator.num_processes
-            self.iterator_train__process_index = accelerator.process_index
-        self.device = None  # accelerate places the module; the data is already in place
-        return self
+    def train_step(self, batch, **fit_params):
+        """One optimizer step.
 
-    def on_train_begin(self, net, **kwargs):
-        # the modules are unwrapped after each training (for inference); a later partial_fit or
-        # warm start wraps them again, keeping the (already prepared) optimizer
-        super().on_train_begin(net, **kwargs)
-        if not self._wrapped_with_accelerator:
-            for name in self._modules:
-                setattr(self, name + "_", self.accelerator.prepare(getattr(self, name + "_")))
-            self._wrapped_with_accelerator = True
-
-    def _set_training(self, training=True):
-        super()._set_training(training)
-        self.criterion_.criterion.train(training)  # skorch sets the mode of Modules only
-
-    def evaluation_step(self, batch, training=False):
-        # every process scores the whole validation set with the same weights: no gathering
-        return _Net.evaluation_step(self, batch, training=training)
-
-    def __getstate__(self):
-        optimizer = self.optimizer_
-        self.optimizer_ = getattr(optimizer, "optimizer", optimizer)  # AcceleratedOptimizer
-        try:
-            state = super().__getstate__()
-        finally:
-            self.optimizer_ = optimizer
-        state["accelerator"] = None
-        return state
+        Why overridden: when no callback listens to ``on_grad_computed``, skorch's closure and
+        its walk over the parameters for that hook cost more than a small model's arithmetic;
+        the step is then zero_grad, ``train_step_single`` and ``optimizer.step()``.
+        """
+        if any(_defines(cb, "on_grad_computed") for _, cb in self.callbacks_):
+            return super().train_step(batch, **fit_params)
+        for group in self.optimizer_.param_groups:  # zero_grad(set_to_none=True), minus its profiler scope
+            for param in group["params"]:
+                param.grad = None
+        step = self.train_step_single(batch, **fit_params)
+        self.optimizer_.step()
+        return step
 
 
-def _silent(*args, **kwargs):
-    """A print sink that prints nothing (AccelerateMixin keeps skorch's PrintLog)."""
+# ------------------------------------------------------------------------------ helpers
+def unwrapped(module):
+    """The module itself, also while it is wrapped in ``DistributedDataParallel``."""
+    return module.module if isinstance(module, torch.nn.parallel.DistributedDataParallel) else module
+
+
+def mean_over_processes(net, value):
+    """``value`` averaged over the processes of a distributed run (itself otherwise), so that
+    every process takes the same decision to stop."""
+    accelerator = getattr(net, "accelerator", None)
+    if accelerator is None or accelerator.num_processes == 1:
+        return value
+    return float(accelerator.reduce(torch.tensor(float(value), device=accelerator.device), "mean"))
 
 
 def move_net(net, device):
@@ -505,47 +521,128 @@ def move_net(net, device):
     machine, loaded where ``device="auto"`` now means CUDA) continues with its optimizer state.
     """
     device = torch.device(device)
-    if torch.device(net.device) == device:
+    if net.device is not None and torch.device(net.device) == device:
         return net
     net.module_.to(device)
     net.criterion_.to(device)
     for state in net.optimizer_.state.values():
         for key, value in state.items():
-            if torch.is_tensor(value):
+            if torch.is_tensor(value) and value.dim() > 0:  # Adam's "step" stays where it is
                 state[key] = value.to(device)
     net.device = "cpu" if device.type == "cpu" else str(device)
     return net
 
 
-def build_net(module, criterion, *, optimizer, optimizer_params, batch_size, shuffle,
-              device, verbose, callbacks, tol, n_iter_no_change, estimator_name, accelerator=None):
-    """Build (and initialise) the skorch net that trains ``module`` with ``criterion``."""
-    ours = [("divergence_guard", DivergenceGuard(estimator_name)),
+class NetSnapshot:
+    """Everything training changes in a net, taken before a call continues training it, so that a
+    call that fails can put the net back exactly as it was: the module's state dict (weights,
+    buffers and extra state such as sampling generators), the optimizer's state, the history's
+    length, the device and the settings the call changed."""
+
+    def __init__(self, net):
+        self.net = net
+        self.module = copy.deepcopy(unwrapped(net.module_).state_dict())
+        self.optimizer = copy.deepcopy(getattr(net.optimizer_, "optimizer", net.optimizer_).state_dict())
+        self.n_epochs = len(net.history)
+        self.device = net.device
+        self.params = {k: getattr(net, k) for k in ("batch_size", "callbacks", "iterator_train__shuffle")}
+        self.callbacks = list(net.callbacks_)
+
+    def restore(self):
+        net = self.net
+        if self.device is not None:
+            move_net(net, self.device)
+        unwrapped(net.module_).load_state_dict(self.module)
+        getattr(net.optimizer_, "optimizer", net.optimizer_).load_state_dict(self.optimizer)
+        del net.history[self.n_epochs:]
+        vars(net).update(self.params)
+        net.callbacks_ = self.callbacks
+
+
+def set_optimizer_params(net, optimizer_params):
+    """Apply the estimator's current optimizer hyperparameters (learning rate, momentum, weight
+    decay...) to a fitted net's optimizer, keeping its state. ``param_groups`` overrides, given
+    as skorch gives them ((name pattern, settings) pairs), apply to the groups whose parameters
+    all match the pattern."""
+    settings = dict(optimizer_params)
+    overrides = settings.pop("param_groups", [])
+    names = {id(p): name for name, p in unwrapped(net.module_).named_parameters()}
+    for group in net.optimizer_.param_groups:
+        group_settings = dict(settings)
+        group_names = [names.get(id(p), "") for p in group["params"]]
+        for pattern, override in overrides:
+            if group_names and all(fnmatch.fnmatchcase(name, pattern) for name in group_names):
+                group_settings.update(override)
+        for key, value in group_settings.items():
+            if key in group:
+                group[key] = value
+
+
+def our_callbacks(estimator_name, *, tol, n_iter_no_change, verbose, data_scale=1.0, loss_limit=None,
+                  label=None):
+    """The engine's callbacks, under names no user callback can take. ``label`` names the net in
+    the per-epoch lines (a layer of a stack)."""
+    ours = [("divergence_guard", DivergenceGuard(estimator_name, data_scale, loss_limit)),
             ("convergence", Convergence(tol, n_iter_no_change))]
     if verbose:
-        ours.append(("epoch_log", EpochLog(estimator_name)))
+        ours.append(("progress", EpochProgress()))
     if verbose and verbose >= 2:
-        ours.append(("progress_bar", ProgressBar()))
-    user = [cb if isinstance(cb, tuple) else (f"user_{i}", cb) for i, cb in enumerate(callbacks or [])]
-    for name, cb in user:
-        if not isinstance(name, str) or not isinstance(cb, Callback):
+        ours.append(("epoch_log", EpochLog(estimator_name if label is None else f"{estimator_name} {label}")))
+    return [(reserved_name(name), cb) for name, cb in ours]
+
+
+def user_callbacks(callbacks):
+    """The ``callbacks`` parameter as (name, callback) pairs, checked. The instances are used as
+    given, as skorch uses them (a callback that logs to the user's objects keeps doing so)."""
+    user = [cb if isinstance(cb, tuple) else (None, cb) for cb in callbacks or []]
+    out = []
+    for i, (name, cb) in enumerate(user):
+        if not isinstance(cb, Callback) or (name is not None and not isinstance(name, str)):
             raise TypeError(
                 "callbacks must be skorch Callback instances or (name, Callback) tuples; "
                 f"got {(name, cb)!r}.")
-    user = [(name, copy.deepcopy(cb)) for name, cb in user]  # the parameter is never mutated
+        if name is not None and name.startswith(_PREFIX):
+            raise ValueError(f"callback names starting with {_PREFIX!r} are reserved; got {name!r}.")
+        out.append((name or f"{type(cb).__name__}_{i}", cb))
+    return out
+
+
+def needs_validation(callbacks):
+    """Whether a user callback monitors a validation metric (skorch's ``EarlyStopping`` and
+    ``Checkpoint`` do by default), so that the fit must hold out a validation set."""
+    for _, cb in user_callbacks(callbacks):
+        monitor = getattr(cb, "monitor", None)
+        if isinstance(monitor, str) and monitor.startswith("valid_"):
+            return True
+    return False
+
+
+def reserved_name(name):
+    """A callback name of this package's, which no user callback can take."""
+    return _PREFIX + name
+
+
+def find(net, kind):
+    """Our callback of type ``kind`` in ``net``."""
+    for name, cb in net.callbacks_:
+        if name.startswith(_PREFIX) and isinstance(cb, kind):
+            return cb
+    raise LookupError(kind.__name__)
+
+
+def set_callbacks(net, callbacks):
+    """Give ``net`` the callbacks ``callbacks`` (ours and the user's), initialised."""
+    net.set_params(callbacks=callbacks)
+
+
+def build_net(module, criterion, *, optimizer, optimizer_params, batch_size, shuffle, callbacks,
+              verbose=0, net_class=_Net, **specific):
+    """Build (and initialise) the skorch net that trains ``module`` with ``criterion``;
+    ``specific`` holds the device and any other skorch parameter."""
     params = {f"optimizer__{k}": v for k, v in optimizer_params.items()}
-    if accelerator is None:
-        net_class = _Net
-        specific = {"criterion": criterion, "iterator_train": DeviceBatchIterator,
-                    "callbacks__print_log": None, "device": str(device)}
-    else:
-        net_class = _AcceleratedNet
-        specific = {"criterion": functools.partial(CallableLoss, criterion),
-                    "iterator_train": ShardedDeviceBatchIterator,
-                    "iterator_train__num_processes": accelerator.num_processes,
-                    "iterator_train__process_index": accelerator.process_index,
-                    "callbacks__print_log__sink": _silent,  # EpochLog reports progress
-                    "accelerator": accelerator, "device": None}
+    defaults = {"criterion": criterion, "iterator_train": DeviceBatchIterator}
+    if "callbacks__print_log__sink" not in specific:
+        defaults["callbacks__print_log"] = None  # the progress bar and EpochLog report progress
     net = net_class(
         module=module,
         optimizer=optimizer,
@@ -553,39 +650,86 @@ def build_net(module, criterion, *, optimizer, optimizer_params, batch_size, shu
         iterator_train__shuffle=shuffle,
         iterator_valid=DeviceBatchIterator,
         train_split=None,
-        callbacks=ours + user + [("trim_history", TrimHistory())],
-        verbose=0,
+        callbacks=callbacks,
+        verbose=verbose,  # skorch's callbacks (EarlyStopping's message) print when it is set
         torch_load_kwargs={"weights_only": True},
         **params,
-        **specific,
+        **{**defaults, **specific},
     )
     return net.initialize()
 
 
-def train(net, X_train, X_valid=None, *, epochs, generator, stop=True):
-    """Run up to ``epochs`` epochs of ``net`` on device tensors.
+def train(net, data_train, data_valid=None, *, epochs, stop=True, stop_on_validation=True):
+    """Run up to ``epochs`` epochs of ``net`` on ``DeviceDataset`` s.
 
-    Returns ``(converged, interrupted)``. ``stop=False`` runs every epoch (``partial_fit``).
-    A ``KeyboardInterrupt`` from the user ends training with the weights trained so far.
+    Returns how training ended: ``"converged"`` (our stopping rule), ``"max_iter"``,
+    ``"completed"`` (every epoch ran, ``stop=False``), ``"stopped"`` (a callback such as
+    skorch's ``EarlyStopping`` ended it) or ``"interrupted"`` (the user pressed Ctrl-C). An
+    epoch cut short, by either, is dropped from the history; the weights trained so far are
+    kept. ``stop=False`` runs every epoch; ``stop_on_validation=False`` keeps the stopping rule
+    on the training loss when a validation set is only held out for a callback.
     """
-    convergence = dict(net.callbacks_)["convergence"]
+    session = current_session()
+    convergence = find(net, Convergence)
     convergence.active = stop
-    net.train_split = None if X_valid is None else _Holdout(DeviceDataset(X_valid))
+    convergence.on_validation = stop_on_validation
+    net.train_split = None if data_valid is None else _Holdout(data_valid)
+    session.in_loop = True
     try:
-        net.partial_fit(DeviceDataset(X_train, generator), None, epochs=epochs)
+        net.partial_fit(data_train, None, epochs=epochs)
     except RuntimeError as exc:
         if "overflow" not in str(exc):
             raise
-        dict(net.callbacks_)["divergence_guard"].fail(net, f"the optimizer's step overflowed ({exc})")
+        find(net, DivergenceGuard).fail(net, f"the optimizer's step overflowed ({exc})")
+    except KeyboardInterrupt:
+        if not session.interrupted:  # raised by a callback after the loop (on_train_end)
+            raise
     finally:
+        session.in_loop = False
         net.train_split = None  # never keep a reference to the data
-    interrupted = not convergence.converged and convergence.epochs_run < epochs
-    if interrupted:
-        warnings.warn(
-            f"Training was interrupted after {convergence.epochs_run} epoch(s); the weights "
-            "trained so far are kept.", UserWarning, stacklevel=3)
-    elif stop and not convergence.converged:
-        warnings.warn(
-            f"Stochastic optimizer: maximum iterations ({epochs}) reached and the optimization "
-            "hasn't converged yet.", ConvergenceWarning, stacklevel=3)
-    return convergence.converged, interrupted
+    if len(net.history) and "train_loss" not in net.history[-1]:
+        del net.history[-1]  # the epoch that a Ctrl-C or a callback's stop cut short
+    ran = convergence.epochs_run
+    if session.bar is not None and ran < epochs:
+        session.bar.total -= epochs - ran
+        session.bar.refresh()
+    if session.interrupted:
+        return "interrupted"
+    if convergence.converged:
+        return "converged"
+    if ran < epochs:
+        return "stopped"
+    return "max_iter" if stop else "completed"
+
+
+def report(outcome, estimator_name, n_epochs, max_iter):
+    """The warning a fit ends with, given when the fit session closes: Ctrl-C (once per
+    session), or MLPRegressor's ``ConvergenceWarning`` when ``max_iter`` ran out first."""
+    session = current_session()
+    if outcome == "interrupted":
+        session.warn(f"{estimator_name}: training was interrupted (KeyboardInterrupt) after {n_epochs} "
+                     "complete epoch(s); the weights trained so far are kept and the estimator is usable.",
+                     UserWarning)
+    elif outcome == "max_iter":
+        session.warn(f"Stochastic optimizer: maximum iterations ({max_iter}) reached and the "
+                     "optimization hasn't converged yet.", ConvergenceWarning)
+
+
+_PACKAGES = tuple(os.path.dirname(m.__file__) + os.sep for m in (sys.modules[__name__.rsplit(".", 1)[0]],
+                                                                   sys.modules["sklearn"])) + (contextlib.__file__,)
+
+
+def warn(message, category):
+    """``warnings.warn`` attributed to the user's line: the first caller outside this package and
+    scikit-learn (a fit can be nested in a pipeline, a search, or pretraining)."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGES):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def data_scale(X):
+    """The largest magnitude in X (a tensor or a sparse matrix), for the divergence guard."""
+    if sp.issparse(X):
+        return max(float(X.data.max()), -float(X.data.min())) if X.nnz else 0.0
+    return max(float(X.max()), -float(X.min())) if X.numel() else 0.0  # no copy of X

@@ -7,10 +7,13 @@ from torch import nn
 
 from ._likelihoods import (
     bernoulli_log_prob_logits,
+    elbo,
     gaussian_log_prob,
     kl_bernoulli,
     kl_diagonal_normal_standard_normal,
+    rbm_cd_gradients,
     rbm_free_energy,
+    rbm_free_energy_gap,
 )
 
 ACTIVATIONS = {
@@ -24,10 +27,12 @@ ACTIVATIONS = {
 def linear(n_in, n_out, generator, gain=1.0):
     """A ``nn.Linear`` initialised from ``generator`` (Glorot-uniform weights, zero bias).
 
-    The layer is built without touching the global random state: ``skip_init`` allocates it
-    uninitialised and the values are drawn from the estimator's own generator.
+    The layer is built without touching the global random state (torch's own initialisation
+    draws from it inside ``fork_rng``, which puts it back), then its values are drawn from the
+    estimator's own generator.
     """
-    layer = nn.utils.skip_init(nn.Linear, n_in, n_out)
+    with torch.random.fork_rng(devices=[]):
+        layer = nn.Linear(n_in, n_out)
     bound = gain * math.sqrt(6.0 / (n_in + n_out))
     with torch.no_grad():
         layer.weight.uniform_(-bound, bound, generator=generator)
@@ -61,6 +66,9 @@ class Autoencoder(nn.Module):
     def __init__(self, n_features, hidden_layer_sizes, n_components, activation, generator,
                  code_activation=None):
         super().__init__()
+        # the fitted observation noise of a Gaussian likelihood: state, so that a state dict
+        # (``save_params`` / ``load_params``) carries what scoring needs with the weights
+        self.register_buffer("noise_variance", torch.ones(n_features, dtype=torch.float64))
         hidden = list(hidden_layer_sizes)
         self.encoder = mlp([n_features, *hidden, n_components], activation, generator,
                            out_activation=code_activation)
@@ -130,12 +138,14 @@ class GaussianVAE(nn.Module):
     """
 
     def __init__(self, n_features, hidden_layer_sizes, n_components, activation, likelihood,
-                 generator, noise_seed, variance_floor=None, init_mean=None, init_variance=None):
+                 generator, noise_seed, score_seed=0, variance_floor=None, init_mean=None,
+                 init_variance=None):
         super().__init__()
         hidden = list(hidden_layer_sizes)
         width = hidden[-1] if hidden else n_features
         self.likelihood = likelihood
         self.noise_seed = int(noise_seed)
+        self.score_seed = int(score_seed)  # the importance samples of scoring (keyed per row)
         self.trunk = (mlp([n_features, *hidden], activation, generator, out_activation=activation)
                       if hidden else nn.Identity())
         self.mean_head = linear(width, n_components, generator)
@@ -179,18 +189,19 @@ class GaussianVAE(nn.Module):
 
     # ----------------------------------------------------------------- noise
     def get_extra_state(self):
-        """The training-noise generator's state, so that state_dict round trips restore it."""
+        """The seeds and the training-noise generator's state, so that a state dict round trip
+        (a snapshot, ``save_params`` / ``load_params``) restores them."""
         gen = self._noise
-        if gen is not None:
-            return (gen.device.type, gen.get_state())
-        return self.__dict__.get("_noise_state")
+        state = (gen.device.type, gen.get_state()) if gen is not None else self.__dict__.get("_noise_state")
+        return {"noise_seed": self.noise_seed, "score_seed": self.score_seed, "generator": state}
 
     def set_extra_state(self, state):
         self._noise = None
-        if state is None:
+        self.noise_seed, self.score_seed = state["noise_seed"], state["score_seed"]
+        if state["generator"] is None:
             self.__dict__.pop("_noise_state", None)
         else:
-            self._noise_state = state
+            self._noise_state = state["generator"]
 
     def _noise_generator(self, device):
         gen = self._noise
@@ -233,16 +244,14 @@ class ELBOLoss(nn.Module):
 
     def forward(self, y_pred, x):
         log_likelihood, kl = y_pred
-        return -(log_likelihood - self.beta * kl).mean()
+        return -elbo(log_likelihood, kl, self.beta).mean()
 
 
 class _FreeEnergyGapFunction(torch.autograd.Function):
-    """Per-sample F(v) - F(v_model) with its gradient in closed form.
-
-    dF(v)/dW = -v h(v)^T, dF(v)/dc = -h(v), dF(v)/db = -v, with h(v) the hidden probabilities;
-    v_model enters as a constant. The statistics come from the Gibbs chain that produced
-    v_model, so the backward pass is three small matmuls instead of autograd's graph.
-    """
+    """Per-sample F(v) - F(v_model), with the gradient in closed form (``rbm_cd_gradients``):
+    v_model enters as a constant, and the hidden probabilities at both ends of the Gibbs chain
+    are already at hand, so the backward pass is three small matmuls instead of autograd's
+    graph through the free energies."""
 
     @staticmethod
     def forward(ctx, weight, hidden_bias, visible_bias, gap, v, h_data, v_model, h_model):
@@ -251,12 +260,7 @@ class _FreeEnergyGapFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):  # grad: (batch,)
-        v, h_data, v_model, h_model = ctx.saved_tensors
-        g = grad[:, None]
-        grad_weight = v_model.T @ (g * h_model) - v.T @ (g * h_data)
-        grad_hidden = (g * (h_model - h_data)).sum(0)
-        grad_visible = (g * (v_model - v)).sum(0)
-        return grad_weight, grad_hidden, grad_visible, None, None, None, None, None
+        return (*rbm_cd_gradients(*ctx.saved_tensors, grad), None, None, None, None, None)
 
 
 class RBM(nn.Module):
@@ -266,8 +270,9 @@ class RBM(nn.Module):
     returns the per-sample free-energy gap F(v) - F(v_model), v_model drawn by the Gibbs chain
     (a constant for the gradient), so that the gradient of its mean is minus the CD-k (or PCD)
     estimate of the log-likelihood gradient. The Gibbs chain draws from its own generator, seeded
-    by ``seed`` and kept on the module's device; its state survives pickling (on the same kind of
-    device).
+    by ``seed`` and kept on the module's device. The persistent chain and the generator's state
+    are the module's extra state: a state dict round trip (a snapshot, ``save_params``, a
+    pickle) restores them.
     """
     def __init__(self, n_visible, n_hidden, generator, seed, n_gibbs_steps=1, persistent=False):
         super().__init__()
@@ -278,9 +283,14 @@ class RBM(nn.Module):
         self.n_gibbs_steps = n_gibbs_steps
         self.persistent = persistent
         self.seed = seed
-        self.register_buffer("chain", None)  # persistent hidden states, (rows, n_hidden)
+        self.chain = None  # persistent hidden states, (rows, n_hidden)
         self._generator = None
         self._generator_state = None
+        # statistics of the training input (the base-rate model that AIS starts from) and the
+        # seeds of scoring: state, so a state dict round trip carries what scoring needs
+        self.register_buffer("input_sum", torch.zeros(n_visible, dtype=torch.float64))
+        self.register_buffer("input_count", torch.zeros((), dtype=torch.float64))
+        self.scoring_seeds = {"ais": 0, "bound": 0}
 
     def generator(self, device):
         """The Gibbs chain's generator on ``device`` (created or moved there on first use)."""
@@ -294,6 +304,23 @@ class RBM(nn.Module):
                 gen.manual_seed(self.seed)
             self._generator, self._generator_state = gen, None
         return gen
+
+    def get_extra_state(self):
+        gen = self._generator
+        return {"chain": None if self.chain is None else self.chain.clone(),
+                "generator": self._generator_state if gen is None else (gen.device.type, gen.get_state()),
+                "scoring_seeds": dict(self.scoring_seeds)}
+
+    def set_extra_state(self, state):
+        self.chain = state["chain"]
+        self._generator, self._generator_state = None, state["generator"]
+        self.scoring_seeds = dict(state["scoring_seeds"])
+
+    def base_rate_logits(self):
+        """Log-odds of the smoothed mean of each visible unit over the training input,
+        (sum + 1) / (count + 2): the independent-units model AIS starts from."""
+        p = (self.input_sum + 1.0) / (self.input_count + 2.0)
+        return torch.log(p) - torch.log1p(-p)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -314,7 +341,7 @@ class RBM(nn.Module):
 
     @staticmethod
     def bernoulli(p, generator):
-        return (torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device) < p).to(p.dtype)
+        return torch.bernoulli(p, generator=generator)
 
     def gibbs(self, h, n_steps, generator):
         """``n_steps`` sweeps h -> v -> h from hidden states ``h``; returns the last (v, h)."""
@@ -340,67 +367,41 @@ class RBM(nn.Module):
         persistent = self.persistent and self.training
         if persistent:
             chain = self.chain
-            if chain is None or chain.shape[0] < n or chain.dtype != v.dtype:
-                chain = v.new_zeros(max(n, 0 if chain is None else chain.shape[0]), weight.shape[1])
-                if self.chain is not None:
-                    rows = min(len(self.chain), len(chain))
-                    chain[:rows] = self.chain[:rows].to(chain.dtype)
-                self.chain = chain
+            if chain is None or chain.shape[0] < n or chain.dtype != v.dtype or chain.device != v.device:
+                grown = v.new_zeros(max(n, 0 if chain is None else chain.shape[0]), weight.shape[1])
+                if chain is not None:
+                    rows = min(len(chain), len(grown))
+                    grown[:rows] = chain[:rows].to(grown)
+                chain = self.chain = grown
             h = chain[:n]
         else:  # CD-k: the chain starts at the data
             h = self.bernoulli(h_data, gen)
-        for _ in range(self.n_gibbs_steps):
+        for step in range(self.n_gibbs_steps):
             v_model = self.bernoulli(torch.sigmoid(torch.addmm(visible_bias, h, weight.T)), gen)
             x_model = torch.addmm(hidden_bias, v_model, weight)
             h_model = torch.sigmoid(x_model)
-            h = self.bernoulli(h_model, gen)
+            if persistent or step < self.n_gibbs_steps - 1:  # CD-k needs no sample at the end
+                h = self.bernoulli(h_model, gen)
         if persistent:
             chain[:n] = h
         return x_data, h_data, v_model, x_model, h_model
 
-    def _gap(self, v, x_data, v_model, x_model):
-        """Per-sample F(v) - F(v_model) from the pre-activations of both phases (under
-        ``torch.no_grad()``)."""
-        softplus = nn.functional.softplus
-        return (v_model - v) @ self.visible_bias + softplus(x_model).sum(1) - softplus(x_data).sum(1)
-
     def forward(self, v):
         with torch.no_grad():
             x_data, h_data, v_model, x_model, h_model = self._phases(v)
-            gap = self._gap(v, x_data, v_model, x_model)
+            gap = rbm_free_energy_gap(v, x_data, v_model, x_model, self.visible_bias)
         return _FreeEnergyGapFunction.apply(self.weight, self.hidden_bias, self.visible_bias, gap, v, h_data,
                                             v_model, h_model)
 
     @torch.no_grad()
-    def train_step_gradients(self, v):
-        """One training step's gradients, added to ``.grad`` without building a graph.
-
-        The values that ``forward`` followed by ``FreeEnergyGap`` and ``backward`` give (minus
-        the CD-k / PCD estimate of the log-likelihood gradient, averaged over the batch), up to
-        float rounding, at a fraction of the per-step cost on small batches. As with
-        ``backward``, a parameter that does not require a gradient (frozen) gets none, and an
-        existing gradient is added to. Returns ``(gap, loss)``: the per-sample free-energy gap
-        and its mean.
-        """
+    def contrastive_divergence(self, v):
+        """One CD-k / PCD negative phase on the batch ``v`` without an autograd graph: returns the
+        per-sample free-energy gap (what ``forward`` returns) and the gradients of its batch
+        mean with respect to (weight, hidden_bias, visible_bias), as ``backward`` would give
+        them."""
         x_data, h_data, v_model, x_model, h_model = self._phases(v)
-        scale = 1.0 / v.shape[0]
-        weight, hidden_bias, visible_bias = self.weight, self.hidden_bias, self.visible_bias
-        if weight.requires_grad:
-            _add_grad(weight, torch.addmm(v_model.T @ h_model, v.T, h_data, beta=scale, alpha=-scale))
-        if hidden_bias.requires_grad:
-            _add_grad(hidden_bias, (h_model - h_data).mean(0))
-        if visible_bias.requires_grad:
-            _add_grad(visible_bias, (v_model - v).mean(0))
-        gap = self._gap(v, x_data, v_model, x_model)
-        return gap, gap.mean()
-
-
-def _add_grad(param, grad):
-    """Accumulate ``grad`` into ``param.grad``, as ``backward`` does."""
-    if param.grad is None:
-        param.grad = grad
-    else:
-        param.grad.add_(grad)
+        gap = rbm_free_energy_gap(v, x_data, v_model, x_model, self.visible_bias)
+        return gap, rbm_cd_gradients(v, h_data, v_model, h_model, 1.0 / v.shape[0])
 
 
 class FreeEnergyGap(nn.Module):

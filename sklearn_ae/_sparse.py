@@ -5,9 +5,11 @@ from numbers import Real
 from sklearn.utils._param_validation import Interval
 
 from ._base import BaseReconstructionAutoencoder
+from ._docstrings import shared_docstring
 from ._modules import Autoencoder, SparseReconstructionLoss
 
 
+@shared_docstring
 class SparseAutoencoder(BaseReconstructionAutoencoder):
     r"""Sparse autoencoder: sigmoid code units kept mostly silent by a KL sparsity penalty.
 
@@ -34,79 +36,30 @@ class SparseAutoencoder(BaseReconstructionAutoencoder):
     n_components : int, default=256
         Number of code units (the number of features ``transform`` returns). It may exceed the
         number of input features. The default is ``BernoulliRBM``'s.
-    hidden_layer_sizes : tuple of int, default=()
-        Sizes of the encoder's intermediate layers; the decoder uses them in reverse. Empty: the
-        code layer is the only hidden layer.
-    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
-        Nonlinearity of the intermediate layers (the code units are always sigmoids). Unused when
-        ``hidden_layer_sizes`` is empty.
-    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
-        Observation model. ``"bernoulli"`` needs X in [0, 1] (use ``MinMaxScaler``).
+    %(hidden_layer_sizes)s
+    %(activation)s
+    %(likelihood)s
     sparsity_target : float, default=0.05
         Target mean activation :math:`\rho` of each code unit, in (0, 1).
     sparsity_weight : float, default=3.0
         Weight :math:`\beta` of the KL sparsity penalty; 0 turns it off.
-    alpha : float, default=1e-4
-        L2 penalty on the weights.
-    batch_size : int or "auto", default="auto"
-        Minibatch size; ``"auto"`` is ``min(200, n_samples)``. The sparsity penalty uses the
-        minibatch's mean activations, so very small batches make it noisy.
-    learning_rate_init : float, default=1e-2
-        Adam's learning rate. Higher than ``AutoencoderTransformer``'s: the classic one-layer
-        model is shallow, and the sparsity penalty otherwise slows training several-fold.
-    max_iter : int, default=1000
-        Maximum number of epochs. On the digits data (1,198 training images) the default model
-        converges in about 330-490 epochs.
-    tol : float, default=1e-4
-        Improvement of the loss (or validation score) that counts as progress.
-    n_iter_no_change : int, default=10
-        Stop after this many epochs without progress of at least ``tol``.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data, stop on the validation loss (sparsity
-        penalty included) and restore the weights of the best epoch.
-    validation_fraction : float, default=0.1
-        Fraction of the data held out when ``early_stopping=True``.
-    shuffle : bool, default=True
-        Shuffle the training data every epoch.
-    random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling and the validation split. The global random
-        states of NumPy and torch are never touched.
-    verbose : int, default=0
-        1 prints one line per epoch; 2 adds a progress bar over the batches.
-    warm_start : bool, default=False
-        Continue from the previous fit's weights when ``fit`` is called again.
-    device : str, default="auto"
-        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, or
-        ``"accelerate"``: data parallelism over processes (several GPUs) through skorch's
-        Accelerate integration, for a script started by ``accelerate launch`` or ``torchrun``.
-    callbacks : list of skorch callbacks or (name, callback) tuples, default=None
-        Extra callbacks for the skorch training loop.
+    %(training_parameters)s
 
     Attributes
     ----------
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of the features seen during fit, when X has string column names.
-    n_iter_ : int
-        Number of epochs run.
+    %(fit_attributes)s
     loss_curve_ : list of float
         Mean training loss per epoch, sparsity penalty included (nats per sample, constants
         dropped for the Gaussian model).
-    validation_scores_ : list of float or None
-        Negated validation loss per epoch, when ``early_stopping=True``.
-    best_validation_score_ : float or None
-        Best of ``validation_scores_``.
+    %(training_attributes)s
     mean_activation_ : ndarray of shape (n_components,)
         Each code unit's mean activation on the training data, with the final weights. After
         ``partial_fit`` it is the mean over all the data passed since the last ``fit`` (or the
         first ``partial_fit``), each batch encoded with the weights its call ended with.
     noise_variance_ : ndarray of shape (n_features_in_,) or None
         Per-feature variance of the Gaussian observation model (None for Bernoulli).
-    net_ : skorch.NeuralNet
-        The skorch net that trained the model.
-    module_ : torch.nn.Module
-        The trained network.
+    %(net_)s
+    %(module_)s
 
     See Also
     --------
@@ -173,6 +126,9 @@ class SparseAutoencoder(BaseReconstructionAutoencoder):
 
     def _build_criterion(self):
         return SparseReconstructionLoss(self.likelihood, self.sparsity_target, self.sparsity_weight)
+
+    def _update_criterion(self, criterion):
+        criterion.sparsity_target, criterion.sparsity_weight = self.sparsity_target, self.sparsity_weight
 
     def _after_train(self, X, incremental):
         super()._after_train(X, incremental)

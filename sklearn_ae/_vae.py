@@ -9,13 +9,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseNeuralEstimator, check_unit_interval
-from ._engine import DivergenceError
-from ._likelihoods import (
-    diagonal_normal_log_prob,
-    kl_diagonal_normal_standard_normal,
-    standard_normal_log_prob,
-)
+from ._base import BaseNeuralEstimator, check_unit_interval, column_moments
+from ._docstrings import shared_docstring
+from ._likelihoods import elbo, iwae_bound_from_chunks, kl_diagonal_normal_standard_normal, vae_log_weights
 from ._modules import ELBOLoss, GaussianVAE
 
 # One importance-sampling chunk holds at most this many values per layer on the device:
@@ -65,6 +61,7 @@ def keyed_normal(keys, start, n_samples, n_dims, dtype):
     return (torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)).to(dtype)
 
 
+@shared_docstring
 class VAETransformer(BaseNeuralEstimator):
     """Variational autoencoder (Kingma & Welling, 2014), trained in PyTorch, as a scikit-learn
     transformer with a log-likelihood.
@@ -85,73 +82,27 @@ class VAETransformer(BaseNeuralEstimator):
     ----------
     n_components : int, default=8
         Dimension of the latent space (the number of features ``transform`` returns).
-    hidden_layer_sizes : tuple of int, default=(128, 64)
-        Sizes of the encoder's intermediate layers; the decoder uses them in reverse.
-    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
-        Nonlinearity of the intermediate layers.
-    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
-        Decoder p(x | z). ``"bernoulli"`` needs X in [0, 1] (use ``MinMaxScaler`` or
-        ``Binarizer``).
+    %(hidden_layer_sizes)s
+    %(activation)s
+    %(likelihood)s
     beta : float, default=1.0
         Weight of the KL term in the training objective (beta-VAE, Higgins et al., 2017).
         ``score_samples`` and ``elbo`` always use the unweighted model.
     n_importance_samples : int, default=500
         Number K of importance samples of ``score_samples`` (and of the Monte Carlo average in
         ``elbo``). Larger K gives a tighter, costlier estimate; it can be changed after fitting.
-    alpha : float, default=1e-4
-        L2 penalty on the weights.
-    batch_size : int or "auto", default="auto"
-        Minibatch size; ``"auto"`` is ``min(200, n_samples)``.
-    learning_rate_init : float, default=1e-3
-        Adam's learning rate.
-    max_iter : int, default=300
-        Maximum number of epochs.
-    tol : float, default=1e-4
-        Improvement of the loss (or validation score) that counts as progress.
-    n_iter_no_change : int, default=10
-        Stop after this many epochs without progress of at least ``tol``.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data, stop on the validation loss (the negated
-        ELBO, with fixed noise) and restore the weights of the best epoch.
-    validation_fraction : float, default=0.1
-        Fraction of the data held out when ``early_stopping=True``.
-    shuffle : bool, default=True
-        Shuffle the training data every epoch.
-    random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling, the validation split, the training noise and the
-        importance samples of ``score_samples`` (fixed at fit, so a fitted model gives the same
-        scores on every call). The global random states of NumPy and torch are never touched.
-    verbose : int, default=0
-        1 prints one line per epoch; 2 adds a progress bar over the batches.
-    warm_start : bool, default=False
-        Continue from the previous fit's weights when ``fit`` is called again.
-    device : str, default="auto"
-        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, or
-        ``"accelerate"``: data parallelism over processes (several GPUs) through skorch's
-        Accelerate integration, for a script started by ``accelerate launch`` or ``torchrun``.
-    callbacks : list of skorch callbacks or (name, callback) tuples, default=None
-        Extra callbacks for the skorch training loop.
+    %(training_parameters)s
 
     Attributes
     ----------
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of the features seen during fit, when X has string column names.
-    n_iter_ : int
-        Number of epochs run.
+    %(fit_attributes)s
     loss_curve_ : list of float
         Mean training loss per epoch: the negative beta-ELBO, in nats per sample.
-    validation_scores_ : list of float or None
-        Validation beta-ELBO per epoch, when ``early_stopping=True``.
-    best_validation_score_ : float or None
-        Best of ``validation_scores_``.
+    %(training_attributes)s
     noise_variance_ : ndarray of shape (n_features_in_,) or None
         Learned per-feature variance of the Gaussian decoder (None for Bernoulli).
-    net_ : skorch.NeuralNet
-        The skorch net that trained the model.
-    module_ : torch.nn.Module
-        The trained network.
+    %(net_)s
+    %(module_)s
 
     See Also
     --------
@@ -228,46 +179,37 @@ class VAETransformer(BaseNeuralEstimator):
 
     # ------------------------------------------------------------------ hooks
     def _check_values(self, X):
-        if self.likelihood == "bernoulli":
+        if self._likelihood_in_use() == "bernoulli":
             check_unit_interval(X, type(self).__name__)
 
-    def _train(self, X, incremental):
-        if not hasattr(self, "net_") or not (incremental or self.warm_start):
-            # statistics of the data that start the decoder and bound its variance from below
-            self._data_mean = X.mean(0, dtype=np.float64)
-            self._data_variance = X.var(0, dtype=np.float64)
-            super()._train(X, incremental)
-            return
-        # a diverging update leaves the model as it was: the training noise included
-        generator = self.net_.module_._noise
-        state = None if generator is None else generator.get_state()
-        try:
-            super()._train(X, incremental)
-        except DivergenceError:
-            if state is not None:
-                generator.set_state(state)
-            raise
+    def _before_build(self, data):
+        # statistics of the data that start the decoder and bound its variance from below
+        self._data_mean, self._data_variance = column_moments(data)
 
     def _build_module(self, n_features, generator):
-        noise_seed, self._score_seed = (
-            int(s) for s in torch.randint(2**62, (2,), generator=generator))
+        noise_seed, score_seed = (int(s) for s in torch.randint(2**62, (2,), generator=generator))
         mean_variance = float(self._data_variance.mean())
         floor = max(self._variance_floor * mean_variance, 1e-12)
         return GaussianVAE(
             n_features, self._hidden_sizes(), self.n_components, self.activation,
-            self.likelihood, generator, noise_seed, variance_floor=floor,
+            self.likelihood, generator, noise_seed, score_seed=score_seed, variance_floor=floor,
             init_mean=self._data_mean,
             init_variance=np.maximum(self._data_variance, 2 * floor))
 
     def _build_criterion(self):
         return ELBOLoss(self.beta)
 
-    def _after_train(self, X, incremental):
-        if self.likelihood == "gaussian":
-            with torch.no_grad():
-                self.noise_variance_ = self.net_.module_.noise_variance().double().cpu().numpy()
-        else:
-            self.noise_variance_ = None
+    def _update_criterion(self, criterion):
+        criterion.beta = self.beta
+
+    @property
+    def noise_variance_(self):
+        """The decoder's fitted per-feature variance (None for ``likelihood="bernoulli"``)."""
+        check_is_fitted(self)
+        if self._fitted_likelihood() != "gaussian":
+            return None
+        with torch.no_grad():
+            return self.net_.module_.noise_variance().double().cpu().numpy()
 
     # -------------------------------------------------------------- inference
     def transform(self, X):
@@ -303,7 +245,7 @@ class VAETransformer(BaseNeuralEstimator):
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
-        return self._map_batches(X, lambda m, x: m.encode(x)[0], self.n_components)
+        return self._map_batches(X, lambda m, x: m.encode(x)[0], self._n_components_fitted())
 
     def inverse_transform(self, X):
         """Decode latent points: the decoder mean (probabilities for ``likelihood="bernoulli"``).
@@ -338,40 +280,39 @@ class VAETransformer(BaseNeuralEstimator):
         return self._decoder_mean(X)
 
     def _chunk(self, batch_rows):
-        widest = max(self.n_features_in_, self.n_components, *self._hidden_sizes())
+        arch = self._fitted_architecture
+        widest = max(arch["n_features"], arch["n_components"], *arch["hidden_layer_sizes"])
         return max(1, IWAE_CHUNK_ELEMENTS // (batch_rows * widest))
 
     def _importance_terms(self, X, reduce):
         """Run the K importance samples over X in chunks; ``reduce`` is "iwae" or "elbo"."""
         check_is_fitted(self)
         X = self._validate(X, reset=False)
+        self._check_params("n_importance_samples")
         k = self.n_importance_samples
-        seed = _signed(self._score_seed % 2**64)
+        seed = _signed(self.net_.module_.score_seed % 2**64)
 
         def fn(module, x):
             keys = row_keys(x, seed)
             mean, log_variance = module.encode(x)  # (batch, d)
             std = torch.exp(0.5 * log_variance)
             chunk = self._chunk(x.shape[0])
-            total = None
+            parts = []
             for start in range(0, k, chunk):
-                eps = keyed_normal(keys, start, min(chunk, k - start), self.n_components,
+                eps = keyed_normal(keys, start, min(chunk, k - start), self._n_components_fitted(),
                                    x.dtype)  # (c, batch, d)
                 z = mean + std * eps  # (c, batch, d)
                 log_px = module.log_likelihood(x, module.decode(z))  # (c, batch)
                 if reduce == "elbo":
-                    part = log_px.sum(0)
-                    total = part if total is None else total + part
-                    continue
-                log_w = (log_px + standard_normal_log_prob(z)
-                         - diagonal_normal_log_prob(z, mean, log_variance))
-                part = torch.logsumexp(log_w, dim=0)
-                total = part if total is None else torch.logaddexp(total, part)
-            if reduce == "elbo":
-                return total / k - kl_diagonal_normal_standard_normal(mean, log_variance)
-            return total - math.log(k)
+                    parts.append(log_px.sum(0))
+                else:
+                    parts.append(torch.logsumexp(vae_log_weights(log_px, z, mean, log_variance), dim=0))
+            if reduce == "elbo":  # E_q[log p(x | z)] over the K draws, the KL in closed form
+                return elbo(sum(parts) / k, kl_diagonal_normal_standard_normal(mean, log_variance))
+            return iwae_bound_from_chunks(parts, k)
 
-        return self._map_batches(X, fn)
+        what = "importance-weighted log-likelihood" if reduce == "iwae" else "ELBO"
+        return self._map_batches(X, fn, progress=f"{what}, K={k}")
 
     def score_samples(self, X):
         """Importance-weighted estimate of log p(x) per sample, in nats.
@@ -489,8 +430,8 @@ class VAETransformer(BaseNeuralEstimator):
         check_is_fitted(self)
         self._check_n_samples(n_samples)
         rng = check_random_state(random_state)
-        Z = rng.standard_normal((n_samples, self.n_components))
+        Z = rng.standard_normal((n_samples, self._n_components_fitted()))
         mean = self.inverse_transform(Z)
-        if self.likelihood == "bernoulli":
+        if self._fitted_likelihood() == "bernoulli":
             return (rng.uniform(size=mean.shape) < mean).astype(np.float64)
         return mean + rng.standard_normal(mean.shape) * np.sqrt(self.noise_variance_)

@@ -1,4 +1,4 @@
-"""The training engine's lean per-batch path: same arithmetic as skorch's and torch's own."""
+"""The training engine's lean epoch: the same arithmetic and history as skorch's own loop."""
 
 import numpy as np
 import pytest
@@ -6,52 +6,32 @@ import torch
 from skorch.callbacks import Callback
 
 from sklearn_ae import AutoencoderTransformer, BernoulliRBMStack
-from sklearn_ae._engine import _is_plain_sgd, _sgd_update
 
 
-def _params(seed):
-    gen = torch.Generator().manual_seed(seed)
-    return [torch.nn.Parameter(torch.randn(4, 3, generator=gen)), torch.nn.Parameter(torch.randn(3, generator=gen))]
+class _StepCounter(Callback):
+    """Counts the optimizer's own steps through torch's public step hook."""
+
+    def initialize(self):
+        self.steps = 0
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        net.optimizer_.register_step_post_hook(lambda *args: setattr(self, "steps", self.steps + 1))
 
 
-@pytest.mark.parametrize("momentum", [0.0, 0.9])
-@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
-def test_sgd_update_is_torch_sgd(momentum, weight_decay):
-    """Several steps of ``_sgd_update`` leave the parameters and the momentum buffers exactly
-    where ``torch.optim.SGD.step`` does, with weight decay on one parameter group only (as the
-    RBM sets it up)."""
-    ours, theirs = _params(0), _params(0)
-
-    def optimizer(params):
-        return torch.optim.SGD([{"params": params[:1], "weight_decay": weight_decay},
-                                {"params": params[1:], "weight_decay": 0.0}], lr=0.05, momentum=momentum)
-
-    opt_ours, opt_theirs = optimizer(ours), optimizer(theirs)
-    assert _is_plain_sgd(opt_ours)
-    gen = torch.Generator().manual_seed(1)
-    for _ in range(5):
-        grads = [torch.randn(p.shape, generator=gen) for p in ours]
-        for p, q, g in zip(ours, theirs, grads):
-            p.grad, q.grad = g.clone(), g.clone()
-        _sgd_update(opt_ours)
-        opt_theirs.step()
-    for p, q in zip(ours, theirs):
-        torch.testing.assert_close(p, q, rtol=0, atol=1e-7)
-    if momentum:
-        for p, q in zip(ours, theirs):
-            torch.testing.assert_close(opt_ours.state[p]["momentum_buffer"], opt_theirs.state[q]["momentum_buffer"])
-    # the state is torch's own: a state_dict round trip lands in a stock SGD
-    opt_theirs.load_state_dict(opt_ours.state_dict())
-
-
-def test_other_optimizers_keep_their_own_step():
-    params = _params(0)
-    assert not _is_plain_sgd(torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True))
-    assert not _is_plain_sgd(torch.optim.SGD(params, lr=0.1, momentum=0.9, dampening=0.1))
-    assert not _is_plain_sgd(torch.optim.Adam(params))
-    hooked = torch.optim.SGD(params, lr=0.1)
-    hooked.register_step_post_hook(lambda *args: None)
-    assert not _is_plain_sgd(hooked)
+@pytest.mark.parametrize("make", [
+    lambda cb: AutoencoderTransformer(n_components=2, hidden_layer_sizes=(4,), batch_size=20, max_iter=3,
+                                      tol=0.0, device="cpu", random_state=0, callbacks=[("steps", cb)]),
+    lambda cb: BernoulliRBMStack(n_components=3, batch_size=20, max_iter=3, momentum=0.5, device="cpu",
+                                 random_state=0, callbacks=[("steps", cb)]),
+])
+def test_every_batch_is_one_step_of_torchs_own_optimizer(make):
+    """The optimizer is torch's, stepped by ``optimizer.step()``: 100 rows at batch 20 for 3
+    epochs are 15 steps, each seen by a hook registered on it."""
+    X = np.random.default_rng(0).random((100, 6)).astype(np.float32)
+    est = make(_StepCounter()).fit(X)
+    nets = getattr(est, "nets_", None) or [est.net_]
+    assert dict(nets[0].callbacks_)["steps"].steps == 15
 
 
 class _Seen(Callback):
@@ -104,9 +84,12 @@ def test_same_weights_with_and_without_a_gradient_listener():
     ae_stock = AutoencoderTransformer(n_components=2, hidden_layer_sizes=(4,), batch_size=20, max_iter=3, tol=0.0,
                                       device="cpu", random_state=0, callbacks=[("seen", _Seen())]).fit(X)
     np.testing.assert_allclose(ae_lean.transform(X), ae_stock.transform(X), rtol=1e-5, atol=1e-6)
-    # the lean epoch records one batch of all rows; its mean loss is the batches' weighted mean
+    # the lean epoch keeps skorch's history: every batch's loss and size, and the epoch's mean
     for lean_net, stock_net in ((lean.nets_[0], stock.nets_[0]), (ae_lean.net_, ae_stock.net_)):
         np.testing.assert_allclose(lean_net.history[:, "train_loss"], stock_net.history[:, "train_loss"], rtol=1e-5)
+        np.testing.assert_allclose(lean_net.history[:, "batches", :, "train_loss"],
+                                   stock_net.history[:, "batches", :, "train_loss"], rtol=1e-5)
+        assert lean_net.history[:, "batches", :, "train_batch_size"] == [[20] * 5] * 3
         assert lean_net.history[:, "train_batch_count"] == stock_net.history[:, "train_batch_count"] == [5, 5, 5]
 
 
@@ -119,7 +102,7 @@ def test_lean_epoch_weights_the_last_short_batch():
     lean = AutoencoderTransformer(**common).fit(X)
     stock = AutoencoderTransformer(**common, callbacks=[("seen", _Seen())]).fit(X)
     np.testing.assert_allclose(lean.loss_curve_, stock.loss_curve_, rtol=1e-6)
-    assert lean.net_._lean_epoch() and not stock.net_._lean_epoch()
+    assert not lean.net_._batch_listeners() and stock.net_._batch_listeners()
 
 
 def test_frozen_rbm_parameters_stay_put():
@@ -142,8 +125,8 @@ def test_frozen_rbm_parameters_stay_put():
 
 
 def test_scheduler_sees_the_optimizer_step():
-    """A learning-rate scheduler wraps ``optimizer.step``; the plain-SGD shortcut then steps
-    aside, so torch sees every step (no "scheduler before optimizer" warning)."""
+    """A learning-rate scheduler wraps ``optimizer.step``; torch sees every step (no "scheduler
+    before optimizer" warning)."""
     import warnings
 
     from skorch.callbacks import LRScheduler
@@ -171,4 +154,35 @@ def test_lean_epoch_on_cuda_matches_skorchs_loop(make):
                                    getattr(stock, "nets_", [getattr(stock, "net_", None)]))]
     for a, b in nets:
         np.testing.assert_allclose(a.history[:, "train_loss"], b.history[:, "train_loss"], rtol=1e-5)
-        assert a._lean_epoch() and not b._lean_epoch()
+        assert not a._batch_listeners() and b._batch_listeners()
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+def test_rbm_optimizer_is_torchs_sgd(momentum, weight_decay):
+    """The RBM's ``MomentumSGD`` takes torch.optim.SGD's steps and keeps its state: parameters
+    and momentum buffers agree after several steps, with weight decay on one group only, and a
+    state dict loads into a stock SGD."""
+    from sklearn_ae._rbm import MomentumSGD
+
+    def params():
+        gen = torch.Generator().manual_seed(0)
+        return [torch.nn.Parameter(torch.randn(4, 3, generator=gen)), torch.nn.Parameter(torch.randn(3, generator=gen))]
+
+    ours, theirs = params(), params()
+    groups = lambda p: [{"params": p[:1], "weight_decay": weight_decay}, {"params": p[1:], "weight_decay": 0.0}]
+    opt_ours = MomentumSGD(groups(ours), lr=0.05, momentum=momentum)
+    opt_theirs = torch.optim.SGD(groups(theirs), lr=0.05, momentum=momentum)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        grads = [torch.randn(p.shape, generator=gen) for p in ours]
+        for p, q, g in zip(ours, theirs, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        opt_ours.step()
+        opt_theirs.step()
+    for p, q in zip(ours, theirs):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-7)
+    if momentum:
+        for p, q in zip(ours, theirs):
+            torch.testing.assert_close(opt_ours.state[p]["momentum_buffer"], opt_theirs.state[q]["momentum_buffer"])
+    opt_theirs.load_state_dict(opt_ours.state_dict())

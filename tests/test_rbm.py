@@ -1,7 +1,6 @@
 """BernoulliRBMStack and the RBM math: likelihoods against enumeration, AIS against exact log Z,
 the DBN bound against the exact DBN likelihood, the CD update, and behaviour a user relies on."""
 
-import copy
 import pickle
 import time
 import warnings
@@ -106,25 +105,28 @@ def test_cd_gradient_is_gradient_of_free_energy_gap():
         torch.testing.assert_close(a, p.grad, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("persistent", [False, True])
-def test_training_step_gradients_equal_autograd_path(persistent):
-    """``train_step_gradients`` (what training uses) writes the gradients that forward,
-    FreeEnergyGap and backward give, from the same chain, and returns the same loss."""
+@pytest.mark.parametrize("weighted", [False, True])
+def test_closed_form_cd_gradients_are_autograds(weighted):
+    """``rbm_cd_gradients`` (what training runs) is autograd's gradient of
+    sum_n g_n [F(v_n) - F(v_model_n)], v_model held constant, for per-sample weights g or one
+    weight for all (1/n: the batch mean); ``rbm_free_energy_gap`` is F(v) - F(v_model)."""
+    from sklearn_ae._likelihoods import rbm_cd_gradients, rbm_free_energy, rbm_free_energy_gap
+
     gen = torch.Generator().manual_seed(1)
-    rbm = RBM(9, 5, gen, seed=4, n_gibbs_steps=2, persistent=persistent).double()
+    weight, hidden_bias, visible_bias = (torch.randn(*shape, generator=gen, dtype=torch.float64,
+                                                     requires_grad=True) for shape in ((9, 5), (5,), (9,)))
+    v, v_model = ((torch.rand(6, 9, generator=gen) > 0.5).double() for _ in range(2))
+    g = torch.rand(6, generator=gen, dtype=torch.float64) if weighted else torch.full((6,), 1 / 6, dtype=torch.float64)
+    gap = rbm_free_energy(v, weight, hidden_bias, visible_bias) - rbm_free_energy(v_model, weight, hidden_bias,
+                                                                                  visible_bias)
+    (gap * g).sum().backward()
     with torch.no_grad():
-        for p in rbm.parameters():
-            p.normal_(0, 0.5, generator=gen)
-    v = (torch.rand(6, 9, generator=gen) > 0.5).double()
-    twin = copy.deepcopy(rbm)
-    gap, loss = rbm.train_step_gradients(v)
-    reference = FreeEnergyGap()(twin(v), v)
-    reference.backward()
-    assert float(loss) == pytest.approx(float(reference.detach()), rel=1e-12)
-    for ours, theirs in zip(rbm.parameters(), twin.parameters()):
-        torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-10, atol=1e-12)
-    if persistent:  # both chains advanced alike
-        torch.testing.assert_close(rbm.chain, twin.chain)
+        x_data, x_model = (x @ weight + hidden_bias for x in (v, v_model))
+        torch.testing.assert_close(rbm_free_energy_gap(v, x_data, v_model, x_model, visible_bias), gap)
+        ours = rbm_cd_gradients(v, torch.sigmoid(x_data), v_model, torch.sigmoid(x_model),
+                                g if weighted else 1 / 6)
+    for mine, param in zip(ours, (weight, hidden_bias, visible_bias)):
+        torch.testing.assert_close(mine, param.grad, rtol=1e-10, atol=1e-12)
 
 
 # ------------------------------------------------------------------- likelihoods
@@ -202,12 +204,13 @@ def exact_dbn_log_likelihood(stack, V):
 
 def test_stack_bound_below_exact_and_tightening(X10):
     stack = BernoulliRBMStack(n_components=4, hidden_layer_sizes=(6,), learning_rate=0.1,
-                              max_iter=40, random_state=0, device="cpu").fit(X10)
+                              learning_rate_schedule="constant", persistent=True, max_iter=100,
+                              random_state=0, device="cpu").fit(X10)
     V = all_states(10)
     exact = exact_dbn_log_likelihood(stack, V)
     assert np.exp(exact).sum() == pytest.approx(1.0, abs=1e-9)
     gaps = {}
-    for k, n_seeds in ((1, 200), (10, 40), (300, 6)):
+    for k, n_seeds in ((1, 200), (10, 40), (300, 20)):
         stack.set_params(n_importance_samples=k)
         # independent importance-sample seeds estimate the expectation of the bound
         bounds = []
@@ -219,10 +222,14 @@ def test_stack_bound_below_exact_and_tightening(X10):
         # in expectation the bound is below log p(v): over all states, and state by state
         assert per_seed.mean() <= 4 * per_seed.std() / np.sqrt(len(per_seed)) + 1e-6, k
         if k >= 300:  # few samples are too noisy to judge state by state
-            assert np.all(excess.mean(0) <= 0.05), k
-        gaps[k] = -float(per_seed.mean())
-    assert gaps[1] > gaps[10] > gaps[300]
-    assert gaps[1] > 0.05 and abs(gaps[300]) < 0.01
+            se = excess.std(0).mean() / np.sqrt(n_seeds)  # pooled over the states: 20 seeds each
+            assert np.all(excess.mean(0) <= 5 * se), k
+        gaps[k] = (-float(per_seed.mean()), float(per_seed.std() / np.sqrt(len(per_seed))))
+    # the bound tightens with K in expectation: each step judged within its standard errors
+    for small, large in ((1, 10), (10, 300)):
+        (gap_small, se_small), (gap_large, se_large) = gaps[small], gaps[large]
+        assert gap_small > gap_large - 3 * np.hypot(se_small, se_large), (small, large, gaps)
+    assert gaps[1][0] > 4 * gaps[1][1] and abs(gaps[300][0]) < 0.01  # a real gap at K = 1
 
 
 def test_score_samples_independent_of_batch_composition(X10):
@@ -312,7 +319,7 @@ def test_partial_fit_updates_every_layer(X10):
     before = [c.copy() for c in stack.coefs_]
     stack.partial_fit(X10[100:])
     assert all(not np.array_equal(a, b) for a, b in zip(before, stack.coefs_))
-    assert stack.n_iter_ == 2 and stack._top_visible_count == 300
+    assert stack.n_iter_ == 2 and float(stack.net_.module_.input_count) == 300
     assert np.isfinite(stack.score(X10))
 
 
@@ -331,7 +338,7 @@ def test_not_fitted_and_verbose(X10, capsys):
         rbm.transform(X10)
     with pytest.raises(NotFittedError):
         rbm.log_partition_
-    rbm.set_params(verbose=1, max_iter=2).fit(X10)
+    rbm.set_params(verbose=2, max_iter=2).fit(X10)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and lines[0].startswith("[BernoulliRBMStack] Iteration 1, loss = ")
 

@@ -269,12 +269,12 @@ def test_divergence_is_clear_and_partial_fit_keeps_the_model(X):
     vae = VAETransformer(n_components=2, **FAST).fit(X)
     twin = pickle.loads(pickle.dumps(vae))
     before = vae.score_samples(X)
-    vae.net_.set_params(lr=1e30)
+    vae.set_params(learning_rate_init=1e30)
     with pytest.raises(DivergenceError):
         vae.partial_fit(X * 1e20)
     np.testing.assert_array_equal(vae.score_samples(X), before)
     # weights, optimizer and training noise are as they were: the next epoch matches a twin's
-    vae.net_.set_params(lr=FAST.get("learning_rate_init", 1e-3))
+    vae.set_params(learning_rate_init=FAST.get("learning_rate_init", 1e-3))
     np.testing.assert_array_equal(vae.partial_fit(X).transform(X), twin.partial_fit(X).transform(X))
 
 
