@@ -12,6 +12,9 @@ yardstick. Three stages:
 - ``families`` (splits 0, 1, 2): an RBM family beside the autoencoders, with its own trimmed
   refit, its average weighted by ``rbm_weight`` against the autoencoders' 1, and the settings
   of ``select`` that came out ahead, again one at a time.
+- ``rbm_training`` (splits 0, 1, 2): how the RBM members train, once ``BernoulliRBMStack``'s
+  own defaults had changed (CD-1, a linearly decayed learning rate, 20 epochs, where stage
+  ``families`` ran PCD at a constant rate for 10), and at what cost beside autoencoders alone.
 - ``confirm`` (splits 3, 4, 5, never used to choose): the choice and its nearest rivals.
 
 Protocol: ``bench_outliers.py``'s (stratified random 60/40 splits, standardized on the training
@@ -19,6 +22,7 @@ part, ROC-AUC and average precision on the test part, fit seconds), over all 21 
 
     python benchmarks/study_outlier_default.py --stage select --threads 1
     python benchmarks/study_outlier_default.py --stage families --threads 1
+    python benchmarks/study_outlier_default.py --stage rbm_training --threads 1
     python benchmarks/study_outlier_default.py --stage confirm --threads 1
 
 A stopped run resumes where it stopped (the cells already in its results file are kept); a
@@ -39,7 +43,8 @@ import _common as C
 from bench_outliers import ODDS, load_odds, split
 
 SUITE = "outliers_study"
-STAGES = {"select": [0, 1, 2], "families": [0, 1, 2], "confirm": [3, 4, 5]}
+STAGES = {"select": [0, 1, 2], "families": [0, 1, 2], "rbm_training": [0, 1, 2],
+          "confirm": [3, 4, 5]}
 
 
 def _candidates(stage):
@@ -132,6 +137,24 @@ def _candidates(stage):
             "rbm_weight=0.5, trim=0.05": (E, dict(trim=0.05)),
             "rbm_weight=0.5, n_rounds=3": (E, dict(n_rounds=3)),
         }
+    elif stage == "rbm_training":  # after BernoulliRBMStack's defaults changed (CD-1, 20 epochs)
+        def training(**settings):
+            return type("RBMTraining", (E,), {"_rbm_training": {**E._rbm_training, **settings}})
+
+        studied = dict(persistent=True, learning_rate_schedule="constant", max_iter=10)
+        out = {
+            "autoencoders alone (rbm_weight=0)": (E, dict(rbm_weight=0)),
+            "RBMs: CD-1, linear lr, 20 epochs, batch 10 (the stack's new defaults)": (
+                training(), {}),
+            "RBMs: PCD, constant lr, 10 epochs, batch 10 (as in stage families)": (
+                training(**studied), {}),
+            "RBMs: CD-1, linear lr, 10 epochs, batch 10": (training(max_iter=10), {}),
+            "RBMs: CD-1, linear lr, 20 epochs, batch 50": (training(batch_size=50), {}),
+            "RBMs: CD-1, linear lr, 10 epochs, batch 50": (training(batch_size=50, max_iter=10),
+                                                           {}),
+            "RBMs: CD-1, linear lr, 20 epochs, batch 50; n_estimators=3": (
+                training(batch_size=50), dict(n_estimators=3)),
+        }
     else:  # confirm: the choice and its nearest rivals on splits never used to choose
         out = {
             "rbm_weight=0.5 (chosen)": (E, {}),
@@ -217,12 +240,13 @@ def markdown(records, ctx, command):
     text += C.md_table(["candidate", "mean ROC-AUC", "vs IsolationForest", "mean AP", "mean rank",
                         "total fit s"], rows)
     if stopped:
-        text += ("\nLeft out of the comparison after the first sets (clearly behind and costly; "
-                 "mean ROC-AUC on their cells against `base` on the same cells):\n\n")
+        base = names[0]  # the stage's first candidate: `base`, or autoencoders alone
+        text += ("\nLeft out of the comparison after the first sets (stopped, or still running; "
+                 f"mean ROC-AUC on their cells against `{base}` on the same cells):\n\n")
         for n in stopped:
-            own = [k[1:] for k in get if k[0] == n and ("base", *k[1:]) in get]
+            own = [k[1:] for k in get if k[0] == n and (base, *k[1:]) in get]
             text += (f"- {n}: {np.mean([get[(n, *c)]['roc_auc'] for c in own]):.4f} against "
-                     f"{np.mean([get[('base', *c)]['roc_auc'] for c in own]):.4f} over "
+                     f"{np.mean([get[(base, *c)]['roc_auc'] for c in own]):.4f} over "
                      f"{len(own)} cells ({', '.join(sorted({d for d, _ in own}))})\n")
     text += "\n## ROC-AUC per set, mean over the splits\n\n"
     text += C.md_table(["data"] + names, [[d] + [f"{auc[n][d]:.3f}" for n in names] for d in sets])

@@ -120,10 +120,10 @@ class _LikelihoodEnsemble(BaseEstimator):
     of ``min(max_components, n_features // 2)`` units, ``sample_passes`` rows seen in training,
     as epochs between ``min_epochs`` and ``max_epochs``) scores by its Gaussian reconstruction
     log-likelihood, plus with ``code_density=True`` the log-density of the row's code under a
-    Gaussian fitted to the training codes. An RBM member (``rbm_components`` hidden units, its
-    own defaults otherwise) sees the features min-max scaled on its subsample and clipped to
-    [0, 1], and scores by its log-likelihood (up to log Z, a constant that the normalisation
-    removes).
+    Gaussian fitted to the training codes. An RBM member (``rbm_components`` hidden units,
+    trained by CD-1 for 10 epochs in minibatches of 50, learning rate 0.1 decayed linearly)
+    sees the features min-max scaled on its subsample and clipped to [0, 1], and scores by its
+    log-likelihood (up to log Z, a constant that the normalisation removes).
     """
 
     _parameter_constraints = {
@@ -162,6 +162,10 @@ class _LikelihoodEnsemble(BaseEstimator):
         self.random_state = random_state
         self.device = device
 
+    #: how an RBM member trains (see ``_rbm``): study stage ``rbm_training``
+    _rbm_training = dict(learning_rate=0.1, learning_rate_schedule="linear", batch_size=50,
+                         max_iter=10, n_gibbs_steps=1, persistent=False)
+
     def _scale(self, X):
         """Robust z-scores of the kept features, in X's dtype."""
         return ((X[:, self.features_] - self.center_) / self.scale_).astype(X.dtype, copy=False)
@@ -190,10 +194,12 @@ class _LikelihoodEnsemble(BaseEstimator):
         from ._rbm import BernoulliRBMStack
 
         # log Z only shifts every score of a member by one constant, which the member's
-        # normalisation subtracts again: the cheapest AIS estimate does
+        # normalisation subtracts again: the cheapest AIS estimate does. The training settings
+        # are named, not BernoulliRBMStack's defaults, so that a change of those defaults (made
+        # for log-likelihoods, not outlier ranking) does not change the detector unstudied.
         rbm = BernoulliRBMStack(n_components=self.rbm_components, log_partition="ais",
                                 n_ais_runs=2, n_ais_betas=3, random_state=random_state,
-                                device=self.device)
+                                device=self.device, **self._rbm_training)
         return make_pipeline(MinMaxScaler(clip=True), rbm).fit(Z), None
 
     @staticmethod
@@ -303,8 +309,9 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
     chosen by a study over the 21 ODDS outlier sets (``benchmarks/study_outlier_default.py``).
     The features are scaled by their medians and interquartile ranges (the standard deviation
     where that range is 0; constant features dropped). Each member is a small model trained on
-    its own random subsample of at most 512 rows (the RBMs see it min-max scaled to [0, 1]),
-    for an epoch budget sized to the subsample. For each family, a first round of members
+    its own random subsample of at most 512 rows (the RBMs see it min-max scaled to [0, 1]):
+    the autoencoders for an epoch budget sized to the subsample, the RBMs by CD-1 for 10 epochs
+    in minibatches of 50. For each family, a first round of members
     scores the training rows, the 10% most abnormal are set aside and a second round is trained
     on subsamples of the rest. ``score_samples`` is then a weighted average over the second
     rounds' members (the autoencoders weighing 1 in all, the RBMs 0.5) of their log-likelihoods,
