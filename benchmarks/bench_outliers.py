@@ -26,7 +26,9 @@ ranking) and listed under errors. Infinite or NaN outlier scores are ranked (NaN
 outlying) and noted.
 
 Run it whole or in pieces (``--methods``, ``--datasets``, ``--splits``, ``--out``), then
-``--merge`` the pieces' JSON files into one report.
+``--merge`` the pieces' JSON files into one report; where two pieces measured the same method on
+the same cell, the later piece (in ``--merge``'s order) is reported. Fit times compare fairly only
+within one piece: its methods take turns on each cell, under the same load.
 """
 
 import argparse
@@ -194,12 +196,12 @@ def run_outliers(ctx, args, on_progress=None):
 
 # ----------------------------------------------------------------------------- the report
 def cells(records):
-    """``{(method, dataset, split): {metric: value, ...}}`` with failures filled in as random."""
+    """``{(method, dataset, split): {metric: value, ...}}`` with failures filled in as random;
+    a cell measured twice (two merged pieces) keeps the later records."""
     out = {}
     for r in records:
-        key = (r["implementation"], r["dataset"], r["split"])
-        cell = out.setdefault(key, {"error": r.get("error"), "note": r.get("note"),
-                                    "rate": r.get("outlier_rate_test")})
+        cell = out.setdefault((r["implementation"], r["dataset"], r["split"]), {})
+        cell.update(error=r.get("error"), note=r.get("note"), rate=r.get("outlier_rate_test"))
         cell[r["metric"]] = r["value"]
     for cell in out.values():
         if cell.get("roc_auc") is None:
@@ -295,7 +297,9 @@ def add_arguments(parser):
                              "outliers_<device>[_quick])")
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="write one report from the records of these results files instead "
-                             "of running anything (pieces run with --out)")
+                             "of running anything (pieces run with --out); where two pieces "
+                             "measured the same method on the same cell, the later piece's "
+                             "values are reported")
 
 
 def run(args, command=None):
