@@ -9,7 +9,13 @@ import scipy.sparse as sp
 from scipy import special
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, OutlierMixin, _fit_context, clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
-from sklearn.utils import ClassifierTags, check_random_state, gen_batches, get_tags
+from sklearn.utils import (
+    ClassifierTags,
+    check_random_state,
+    gen_batches,
+    get_tags,
+    metadata_routing,
+)
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
@@ -414,6 +420,9 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
         "device": [str],
     }
     _required_parameters = []
+    # predict_proba's ``method`` is PyOD's conversion choice, not metadata to route: without
+    # this, scikit-learn would add a ``set_predict_proba_request`` for it
+    __metadata_request__predict_proba = {"method": metadata_routing.UNUSED}
 
     def __init__(self, estimator=None, contamination="auto", *, random_state=None, device="auto"):
         self.estimator = estimator

@@ -615,3 +615,8 @@ def test_default_form_passes_the_outlier_checks_at_its_own_settings():
     decision_function, score_samples, malformed input, contamination)."""
     check_outliers_train("LikelihoodOutlierDetector", LikelihoodOutlierDetector(random_state=0,
                                                                               device="cpu"))
+
+
+def test_predict_proba_method_is_not_routed_metadata():
+    """``method`` is PyOD's conversion choice: no ``set_predict_proba_request`` for it."""
+    assert not hasattr(LikelihoodOutlierDetector(), "set_predict_proba_request")
