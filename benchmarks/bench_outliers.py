@@ -305,11 +305,15 @@ def add_arguments(parser):
 def run(args, command=None):
     command = command or " ".join(["python benchmarks/bench_outliers.py", *sys.argv[1:]])
     if args.merge:
-        records = [r for path in args.merge for r in json.loads(Path(path).read_text())]
+        pieces = [json.loads(Path(path).read_text()) for path in args.merge]
+        records = [r for piece in pieces for r in piece]
         ctx = {k: records[0][k] for k in ("device", "machine", "versions", "torch_threads",
                                            "load_average_1min", "timestamp")}
         name = args.out or Path(args.merge[0]).stem
-        sources = ", ".join(Path(p).name for p in args.merge)
+        # each piece's start and the machine's load then: a shared machine's load shows here
+        sources = ", ".join(
+            f"{Path(p).name} ({piece[0]['timestamp']}, load {piece[0]['load_average_1min']})"
+            if piece else Path(p).name for p, piece in zip(args.merge, pieces))
         path = C.write_results(records, name, markdown(records, ctx, f"{command} (merged from "
                                                                       f"{sources})"))
         print(f"wrote {path} and {path.with_suffix('.md')}")
