@@ -355,7 +355,9 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
         when ``estimator`` is None; a given estimator keeps its own ``random_state``.
     device : str, default="auto"
         Where the recommended ensemble's members train and score: ``"auto"`` (CUDA when
-        available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. Used only when ``estimator`` is None.
+        available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. Used only when ``estimator`` is None
+        (a given estimator keeps its own ``device``), but checked in either form: a device that
+        this machine does not have is a ``ValueError`` at ``fit``.
 
     Attributes
     ----------
@@ -492,7 +494,12 @@ class LikelihoodOutlierDetector(MetaEstimatorMixin, OutlierMixin, BaseEstimator)
         # Everything is computed into locals and assigned only once every check has passed:
         # a failed fit leaves a fitted detector as it was and an unfitted one unfitted.
         self._check_sparse(X)
-        if _num_samples(X) == 1:  # refused before a model is trained on one row
+        from ._engine import resolve_device
+
+        resolve_device(self.device)  # an unusable device is refused in either form
+        # one row of a 2-D X is refused before a model is trained on it; any other shape is
+        # left to the estimator's validation and its error (a 3-D array is one "sample" too)
+        if len(getattr(X, "shape", ())) == 2 and _num_samples(X) == 1:
             self._check_n_samples(X)
         estimator = self._scorer().fit(X, **params)
         self._check_n_samples(X)
