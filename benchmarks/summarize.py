@@ -63,6 +63,10 @@ def speed_section(name, records):
 
 
 def outliers_section(name, records):
+    if "_part_" in name:  # a piece of a run: its merged report is summarised instead
+        return ""
+    if all("split" in r for r in records):  # bench_outliers' multi-split protocol
+        return outliers_splits_section(name, records)
     auc = [r for r in records if r["metric"] == "roc_auc"]
     if not auc:
         return ""
@@ -93,6 +97,20 @@ def outliers_section(name, records):
         out.append(f"\nBest of ours at defaults: **{best}**, mean ROC-AUC {m:.3f} against PyOD's "
                    f"AutoEncoder {pm:.3f} in the same run ({'above' if m > pm else 'not above'}), "
                    f"total fit time {t:.1f} s against {pt:.1f} s ({t / pt:.2f} of it).\n")
+    return "\n".join(out) + "\n"
+
+
+def outliers_splits_section(name, records):
+    import bench_outliers
+
+    res = bench_outliers.summary(records)
+    order = sorted(res["methods"], key=lambda m: res["rows"][m]["mean_rank"])
+    rows = [[m, f"{res['rows'][m]['roc_auc']:.3f}", f"{res['rows'][m]['average_precision']:.3f}",
+             f"{res['rows'][m]['mean_rank']:.2f}", C.fmt(res["rows"][m]["fit_seconds"], 3)]
+            for m in order]
+    out = [f"### Outliers ({name}: {len(res['datasets'])} ODDS sets x splits {res['splits']}, "
+           "defaults)\n",
+           C.md_table(["method", "mean ROC-AUC", "mean AP", "mean rank", "total fit s"], rows)]
     return "\n".join(out) + "\n"
 
 
