@@ -181,10 +181,12 @@ class _LikelihoodEnsemble(BaseEstimator):
 
         n, d = Z.shape
         epochs = int(np.clip(np.ceil(self.sample_passes / n), self.min_epochs, self.max_epochs))
+        # the settings the detector was studied with, named (as for the RBMs): the autoencoder's
+        # defaults of weight decay and noise were later chosen for held-out log-likelihoods
         model = AutoencoderTransformer(
             n_components=int(np.clip(d // 2, 1, self.max_components)),
-            hidden_layer_sizes=self.hidden_layer_sizes, max_iter=epochs,
-            random_state=random_state, device=self.device).fit(Z)
+            hidden_layer_sizes=self.hidden_layer_sizes, max_iter=epochs, alpha=1e-4,
+            noise_model="diagonal", random_state=random_state, device=self.device).fit(Z)
         code = None
         if self.code_density:
             codes = model.transform(Z).astype(np.float64)
