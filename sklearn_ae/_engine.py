@@ -437,6 +437,7 @@ class _Net(NeuralNet):
 
     def __getstate__(self):
         state = super().__getstate__()
+        state.pop("_grad_listeners", None)  # a cache, rebuilt on the next step
         for name in ("module", "criterion"):
             if isinstance(state.get(name), torch.nn.Module):
                 state[name] = None
@@ -476,10 +477,10 @@ class _Net(NeuralNet):
         for _, cb in self.callbacks_:
             if isinstance(cb, DivergenceGuard):
                 cb.check_finite(self, values)
-        for value, size in zip(values, sizes):
-            self.history.new_batch()
-            self.history.record_batch(prefix + "_loss", value)
-            self.history.record_batch(prefix + "_batch_size", size)
+        # what new_batch / record_batch would write, batch by batch, appended to the epoch's
+        # list of batches at once (skorch's History is a list of dicts)
+        self.history[-1]["batches"].extend(
+            {prefix + "_loss": value, prefix + "_batch_size": size} for value, size in zip(values, sizes))
         self.history.record(prefix + "_batch_count", len(sizes))
 
     def train_step(self, batch, **fit_params):
@@ -489,7 +490,11 @@ class _Net(NeuralNet):
         its walk over the parameters for that hook cost more than a small model's arithmetic;
         the step is then zero_grad, ``train_step_single`` and ``optimizer.step()``.
         """
-        if any(_defines(cb, "on_grad_computed") for _, cb in self.callbacks_):
+        listens = self.__dict__.get("_grad_listeners")
+        if listens is None or listens[0] is not self.callbacks_:  # once per set of callbacks
+            listens = self._grad_listeners = (
+                self.callbacks_, any(_defines(cb, "on_grad_computed") for _, cb in self.callbacks_))
+        if listens[1]:
             return super().train_step(batch, **fit_params)
         for group in self.optimizer_.param_groups:  # zero_grad(set_to_none=True), minus its profiler scope
             for param in group["params"]:
