@@ -199,18 +199,24 @@ class VAETransformer(BaseNeuralEstimator):
 
     def _after_train(self, X, incremental):
         # a feature constant in the training data gets the shared noise level, as in the
-        # deterministic autoencoders: its learned variance sits at the floor and would make one
-        # new value cost thousands of nats. The per-feature floor is module state (save_params).
+        # deterministic autoencoders: its learned variance sinks to the floor during training and
+        # would make one new value cost thousands of nats. The learned variance itself is set
+        # there (a parameter: save_params carries it, and a later partial_fit on data where the
+        # feature varies continues from the shared level, not from the floor).
         if self._fitted_likelihood() != "gaussian":
             return
         constant = self._constant_features(X, incremental)
+        if not constant.any():
+            return
         module = self.net_.module_
         with torch.no_grad():
-            module.variance_floor.fill_(self._noise_floor)
+            floor = module.variance_floor.double().cpu().numpy()
             learned = module.noise_variance().double().cpu().numpy()
-            target = shared_noise_for_constant_features(learned, constant)
-            module.variance_floor.add_(torch.as_tensor(target - learned, dtype=torch.float32,
-                                                       device=module.variance_floor.device))
+            excess = np.maximum(shared_noise_for_constant_features(learned, constant) - floor, 1e-12)
+            raw = torch.as_tensor(excess + np.log(-np.expm1(-excess)), dtype=module.raw_variance.dtype,
+                                  device=module.raw_variance.device)  # softplus^-1
+            mask = torch.as_tensor(constant, device=raw.device)
+            module.raw_variance[mask] = raw[mask]
 
     def _build_criterion(self):
         return ELBOLoss(self.beta)

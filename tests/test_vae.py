@@ -193,15 +193,28 @@ def test_feature_constant_in_training_but_not_in_new_data(X, tmp_path):
     test = vae.score_samples(X_test)
     assert np.all(np.isfinite(test))
     assert np.mean(vae.score_samples(X_train)) - np.mean(test) < 20
-    # a fit on data where the feature varies leaves its variance to the training: no raised floor
     other = VAETransformer(n_components=2, **FAST).fit(X_test)
-    floor = other.module_.variance_floor.numpy()
-    np.testing.assert_allclose(floor, floor[0])
-    # the per-feature floor is module state: save_params / load_params carries it
+    # the variance is module state: save_params / load_params carries it
     vae.net_.save_params(f_params=tmp_path / "vae.pt")
     other.net_.load_params(f_params=tmp_path / "vae.pt")
     np.testing.assert_allclose(other.noise_variance_, var, rtol=1e-6)
     np.testing.assert_allclose(other.score_samples(X_test), test, rtol=1e-5)
+
+
+def test_partial_fit_learns_the_variance_of_a_feature_that_starts_varying(X):
+    """A feature constant in the first partial_fit calls and varying in the next ones continues
+    from the shared level, not from the floor its learned variance sank to."""
+    first, second = X.copy(), X.copy()
+    first[:, 2] = 0.0
+    vae = VAETransformer(n_components=2, **{**FAST, "max_iter": 1})
+    for _ in range(20):
+        vae.partial_fit(first)
+    for _ in range(20):
+        vae.partial_fit(second)
+    var = vae.noise_variance_
+    assert var[2] > 0.1 * np.delete(var, 2).mean()
+    assert np.mean(vae.score_samples(second)) > np.mean(VAETransformer(n_components=2, **FAST).fit(first)
+                                                        .score_samples(second))
 
 
 def test_bernoulli_decoder_and_range_check(X01):
