@@ -11,8 +11,8 @@ the latent dimension of a :class:`~sklearn_ae.VAETransformer` and the number of 
 probabilistic PCA on the same data, so their scores can be set side by side.
 
 A deterministic :class:`~sklearn_ae.AutoencoderTransformer` is shown as a warning: its
-``score_samples`` is the likelihood of x given its *own* reconstruction, which only improves as the
-code widens, so it cannot choose ``n_components`` (see :ref:`score_samples`).
+``score_samples`` is the likelihood of x given its *own* reconstruction, which usually improves as
+the code widens, so it does not choose ``n_components`` reliably (see :ref:`score_samples`).
 """
 
 # %%
@@ -81,7 +81,7 @@ for ax, names in ((ax_density, ["PCA", "VAE"]),
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
 ax_density.set_title("Density models: GridSearchCV's choice (star)")
-ax_ae.set_title("Autoencoder: always prefers the widest code")
+ax_ae.set_title("Autoencoder: prefers the widest code")
 fig.tight_layout()
 plt.show()
 
@@ -92,5 +92,5 @@ plt.show()
 # and cross-validation finds it without a label; on this small data set its best density stays
 # below the full Gaussian's, a comparison that is meaningful because both are densities of the
 # same data. The autoencoder's reconstruction likelihood, by contrast, rises with every extra
-# component and even exceeds both densities, which shows that it is not a density: used as a
-# selection criterion it simply picks the widest code in the grid.
+# component here and even exceeds both densities, which shows that it is not a density: used as a
+# selection criterion it picks the widest code in the grid.
