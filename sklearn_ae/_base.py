@@ -705,6 +705,8 @@ class BaseReconstructionAutoencoder(BaseNeuralEstimator):
             feature_var = float(column_moments(X)[1].mean())
             self._noise_floor = max(self._variance_floor * feature_var, 1e-12)
         self._check_params("noise_model")
+        # the training range is kept under either model, so that a later partial_fit with
+        # noise_model="diagonal" merges with every row seen since the fit
         constant = self._constant_features(X, incremental)
         if self.noise_model == "isotropic":
             variance = np.full_like(mean_sq, max(float(mean_sq.mean()), self._noise_floor))

@@ -437,7 +437,6 @@ class _Net(NeuralNet):
 
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("_grad_listeners", None)  # a cache, rebuilt on the next step
         for name in ("module", "criterion"):
             if isinstance(state.get(name), torch.nn.Module):
                 state[name] = None

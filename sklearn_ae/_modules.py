@@ -163,11 +163,22 @@ class GaussianVAE(nn.Module):
             floor = torch.as_tensor(variance_floor, dtype=torch.float32).expand(n_features).clone()
             start = (torch.ones(n_features) if init_variance is None
                      else torch.as_tensor(init_variance, dtype=torch.float32))
-            excess = (start - floor).clamp_min(1e-6)
             self.register_buffer("variance_floor", floor)
-            # softplus^-1: the variance starts at init_variance
-            self.raw_variance = nn.Parameter(excess + torch.log(-torch.expm1(-excess)))
+            self.raw_variance = nn.Parameter(self._raw_for(start))  # starts at init_variance
         self._noise = None
+
+    def _raw_for(self, variance):
+        """The ``raw_variance`` whose ``noise_variance()`` is ``variance`` (softplus^-1 of its
+        excess over the floor, at least 1e-6)."""
+        excess = (variance - self.variance_floor).clamp_min(1e-6)
+        return excess + torch.log(-torch.expm1(-excess))
+
+    @torch.no_grad()
+    def set_noise_variance(self, variance, where):
+        """Set the learned variance of the features ``where`` (a boolean mask) to ``variance``."""
+        target = torch.as_tensor(variance, dtype=self.raw_variance.dtype, device=self.raw_variance.device)
+        where = torch.as_tensor(where, device=target.device)
+        self.raw_variance[where] = self._raw_for(target)[where]
 
     # ----------------------------------------------------------------- model
     def encode(self, x):

@@ -210,13 +210,8 @@ class VAETransformer(BaseNeuralEstimator):
             return
         module = self.net_.module_
         with torch.no_grad():
-            floor = module.variance_floor.double().cpu().numpy()
             learned = module.noise_variance().double().cpu().numpy()
-            excess = np.maximum(shared_noise_for_constant_features(learned, constant) - floor, 1e-12)
-            raw = torch.as_tensor(excess + np.log(-np.expm1(-excess)), dtype=module.raw_variance.dtype,
-                                  device=module.raw_variance.device)  # softplus^-1
-            mask = torch.as_tensor(constant, device=raw.device)
-            module.raw_variance[mask] = raw[mask]
+        module.set_noise_variance(shared_noise_for_constant_features(learned, constant), constant)
 
     def _build_criterion(self):
         return ELBOLoss(self.beta)

@@ -82,6 +82,17 @@ def scores(est, X):
     return est.score_samples(X)
 
 
+class Count(Callback):
+    """Counts the epochs it sees (from the net's initialisation)."""
+
+    def initialize(self):
+        self.epochs = 0
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epochs += 1
+
+
 # ------------------------------------------------------------------------------------ Ctrl-C
 @needs_sigint
 def test_ctrl_c_in_the_first_epoch_leaves_a_consistent_usable_model(X):
@@ -249,14 +260,6 @@ def test_checkpoint_lr_scheduler_clipping_and_progress_bar_work(X, tmp_path):
 
 @pytest.mark.parametrize("name", ["convergence", "divergence_guard", "progress", "epoch_log"])
 def test_a_users_callback_name_never_collides_with_ours(X, name):
-    class Count(Callback):
-        def initialize(self):
-            self.epochs = 0
-            return self
-
-        def on_epoch_end(self, net, **kwargs):
-            self.epochs += 1
-
     ae = small(AutoencoderTransformer, tol=0.0, callbacks=[(name, Count())]).fit(X)
     assert dict(ae.net_.callbacks_)[name].epochs == 5
 
@@ -270,14 +273,6 @@ def test_skorchs_history_keeps_every_batch(X):
 
 def test_callbacks_set_after_a_fit_are_used(X):
     """Was: set_params(callbacks=...) after a fit was ignored by later training."""
-    class Count(Callback):
-        def initialize(self):
-            self.epochs = 0
-            return self
-
-        def on_epoch_end(self, net, **kwargs):
-            self.epochs += 1
-
     ae = small(AutoencoderTransformer).fit(X)
     ae.set_params(callbacks=[("count", Count())]).partial_fit(X)
     assert dict(ae.net_.callbacks_)["count"].epochs == 1
