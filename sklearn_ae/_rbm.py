@@ -7,6 +7,7 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import torch
+from torch.optim import optimizer as _torch_optimizer
 from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.metaestimators import available_if
@@ -70,21 +71,30 @@ def _seed(rng):
 class MomentumSGD(torch.optim.Optimizer):
     """Stochastic gradient descent with momentum and weight decay: ``torch.optim.SGD``'s update
     (no dampening, no Nesterov), its state (``momentum_buffer``) and its parameter groups, as a
-    torch optimizer that hooks, schedulers and ``state_dict`` treat like any other.
+    torch optimizer that step hooks, schedulers and ``state_dict`` treat like any other.
 
     Why not ``torch.optim.SGD`` itself: its per-call dispatch costs more than the whole
-    arithmetic of a CD step at ``BernoulliRBM``'s batch size of 10.
+    arithmetic of a CD step at ``BernoulliRBM``'s batch size of 10. For the same reason a step
+    runs inside torch's profiler scope (``Optimizer.step#MomentumSGD.step``) only when a step
+    hook is registered, here or globally; the hooks then run as torch runs them.
     """
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
 
-    @torch.no_grad()
-    def step(self, closure=None):
+    def _update(self, closure=None):
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if torch.is_grad_enabled():  # a context manager costs as much as an update of a small RBM
+            with torch.no_grad():
+                self._apply()
+        else:
+            self._apply()
+        return loss
+
+    def _apply(self):
         for group in self.param_groups:
             lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]
             for param in group["params"]:
@@ -102,7 +112,19 @@ class MomentumSGD(torch.optim.Optimizer):
                         buffer.mul_(momentum).add_(grad)
                     grad = buffer
                 param.add_(grad, alpha=-lr)
-        return loss
+
+    _hooked_update = torch.optim.Optimizer.profile_hook_step(_update)
+
+    def step(self, closure=None):
+        # the registries that torch's register_step_pre_hook / register_step_post_hook and the
+        # global register_optimizer_step_* functions fill (torch names them privately)
+        if (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks
+                or _torch_optimizer._global_optimizer_pre_hooks
+                or _torch_optimizer._global_optimizer_post_hooks):
+            return self._hooked_update(closure)
+        return self._update(closure)
+
+    step.hooked = True  # torch's own flag: do not wrap this step in the profiler scope again
 
 
 class _LinearDecay(Callback):

@@ -186,3 +186,34 @@ def test_rbm_optimizer_is_torchs_sgd(momentum, weight_decay):
         for p, q in zip(ours, theirs):
             torch.testing.assert_close(opt_ours.state[p]["momentum_buffer"], opt_theirs.state[q]["momentum_buffer"])
     opt_theirs.load_state_dict(opt_ours.state_dict())
+
+
+def test_rbm_optimizer_runs_step_hooks_as_torch_does():
+    """``MomentumSGD`` leaves torch's profiler scope out of a plain step, not the step hooks:
+    its own pre- and post-hooks and the global ones run around each step, in torch's order, and
+    a pre-hook sees the gradients before the update."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+    from sklearn_ae._rbm import MomentumSGD
+
+    param = torch.nn.Parameter(torch.ones(3))
+    opt = MomentumSGD([param], lr=0.5)
+    calls = []
+    handles = [opt.register_step_pre_hook(lambda o, a, k: calls.append(("pre", param.detach().clone()))),
+               opt.register_step_post_hook(lambda o, a, k: calls.append(("post", param.detach().clone()))),
+               register_optimizer_step_pre_hook(lambda o, a, k: calls.append(("global pre", None))),
+               register_optimizer_step_post_hook(lambda o, a, k: calls.append(("global post", None)))]
+    try:
+        param.grad = torch.ones(3)
+        opt.step()
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert [name for name, _ in calls] == ["global pre", "pre", "post", "global post"]
+    torch.testing.assert_close(calls[1][1], torch.ones(3))
+    torch.testing.assert_close(calls[2][1], torch.full((3,), 0.5))
+    calls.clear()
+    param.grad = torch.ones(3)
+    opt.step()  # hooks removed: the lean step, same update
+    assert calls == []
+    torch.testing.assert_close(param.detach(), torch.zeros(3))
