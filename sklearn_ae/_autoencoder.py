@@ -93,7 +93,7 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
                  likelihood="gaussian", noise_model="diagonal", alpha=0.1, batch_size="auto",
                  learning_rate_init=1e-3, max_iter=200, tol=1e-4, n_iter_no_change=10, early_stopping=False,
                  validation_fraction=0.1, shuffle=True, random_state=None, verbose=0,
-                 warm_start=False, device="auto", callbacks=None, pretraining=None):
+                 warm_start=False, device="auto", precision="float32", callbacks=None, pretraining=None):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -112,6 +112,7 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
         self.verbose = verbose
         self.warm_start = warm_start
         self.device = device
+        self.precision = precision
         self.callbacks = callbacks
         self.pretraining = pretraining
 

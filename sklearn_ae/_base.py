@@ -117,6 +117,7 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
         "device": [str],
+        "precision": [StrOptions(set(_engine.PRECISIONS))],
         "callbacks": [list, None],
     }
 
@@ -376,9 +377,11 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             for net, train_set, valid_set in self._stages(data, ctx):
                 if session.interrupted:
                     break
-                ctx.outcome = _engine.train(net, train_set, valid_set, epochs=epochs,
-                                            stop=self._stops_early(incremental),
-                                            stop_on_validation=self._uses_validation(incremental))
+                with _engine.training_precision(self.precision, device):  # training only, not _finish
+                    ctx.outcome = _engine.train(net, train_set, valid_set, epochs=epochs,
+                                                stop=self._stops_early(incremental),
+                                                stop_on_validation=self._uses_validation(incremental),
+                                                precision=self.precision)
                 if hasattr(net, "detach"):  # inference runs in this process, on its device
                     net.detach(device)
                 if ctx.outcome == "interrupted":

@@ -45,6 +45,13 @@ PARAMETERS = {
                       '``"accelerate"``: data parallelism over processes (several GPUs) through '
                       "skorch's Accelerate integration, for a script started by ``accelerate launch`` "
                       "or ``torchrun``."),
+    "precision": ('{"float32", "tf32", "bf16"}',
+                  'Arithmetic of training. ``"float32"``: full single precision. ``"tf32"``: matrix '
+                  "products in TensorFloat-32 on CUDA (float32 on the CPU). ``\"bf16\"``: forward "
+                  "passes under bfloat16 autocast (CUDA or CPU), parameters, gradients and the "
+                  "optimizer in float32. Inference and ``score_samples`` always compute in the "
+                  "input's dtype; see the user guide on training precision for what the lower "
+                  "precisions cost in log-likelihood."),
     "callbacks": ("list of skorch callbacks or (name, callback) tuples",
                   "Extra callbacks for the skorch training loop, used as skorch users know them "
                   "(``EarlyStopping``, ``Checkpoint``, ``LRScheduler``, ``GradientNormClipping``, "
@@ -73,7 +80,7 @@ ATTRIBUTES = {
 GROUPS = {
     "training_parameters": ["alpha", "batch_size", "learning_rate_init", "max_iter", "tol", "n_iter_no_change",
                             "early_stopping", "validation_fraction", "shuffle", "random_state", "verbose",
-                            "warm_start", "device", "callbacks"],
+                            "warm_start", "device", "precision", "callbacks"],
     "fit_attributes": ["n_features_in_", "feature_names_in_", "n_iter_"],
     "training_attributes": ["loss_", "best_loss_", "validation_scores_", "best_validation_score_"],
 }

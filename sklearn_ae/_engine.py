@@ -29,6 +29,8 @@ from sklearn.exceptions import ConvergenceWarning
 from skorch import NeuralNet
 from skorch.callbacks import Callback
 
+from . import _graphs
+
 # torch's optimizers import a large part of torch (sympy included) when the first one is built; a
 # Ctrl-C in the middle of that import leaves it half-loaded for the rest of the process, so it
 # happens here, at import time, instead of inside the first fit
@@ -110,6 +112,27 @@ def torch_threads(n_threads):
                 torch.set_num_threads(_THREADS["saved"])
 
 
+#: the ``precision`` settings of the estimators
+PRECISIONS = ("float32", "tf32", "bf16")
+
+
+@contextmanager
+def training_precision(precision, device):
+    """Run a training block with ``precision="tf32"``'s matrix products on CUDA: TensorFloat-32
+    (torch's process-wide switches, put back when the block ends). ``"float32"`` and ``"bf16"``
+    (autocast, applied per forward pass by the net) change nothing here; on the CPU there is no
+    TensorFloat-32 and ``"tf32"`` trains in float32."""
+    if precision != "tf32" or torch.device(device).type != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 # ------------------------------------------------------------------------------------ data
 class DeviceDataset(torch.utils.data.Dataset):
     """Training rows for the engine's iterator, without copies of the data.
@@ -123,20 +146,24 @@ class DeviceDataset(torch.utils.data.Dataset):
     def __init__(self, X, generator=None, indices=None, device=None):
         self.X = X
         self.generator = generator
-        self.indices = None if indices is None else torch.as_tensor(np.asarray(indices), dtype=torch.int64)
         self.device = X.device if torch.is_tensor(X) else torch.device(device or "cpu")
+        #: where row indices live: beside a tensor X (a shuffled batch is gathered without a copy
+        #: from the host per batch), on the host for a sparse matrix
+        self.index_device = X.device if torch.is_tensor(X) else torch.device("cpu")
+        self.indices = (None if indices is None else
+                        torch.as_tensor(np.asarray(indices), dtype=torch.int64).to(self.index_device))
 
     def __len__(self):
         return self.X.shape[0] if self.indices is None else len(self.indices)
 
     def take(self, rows):
-        """The dense batch of rows ``rows`` (a slice or a CPU int64 tensor) of this set."""
+        """The dense batch of rows ``rows`` (a slice or an int64 tensor on ``index_device``)."""
         if self.indices is not None:
             rows = self.indices[rows]
         if torch.is_tensor(self.X):
             if isinstance(rows, slice):
                 return self.X[rows]
-            return self.X.index_select(0, rows.to(self.X.device))
+            return self.X.index_select(0, rows)
         part = self.X[rows if isinstance(rows, slice) else rows.numpy()]
         return torch.from_numpy(np.asarray(part.toarray(), dtype=np.float32)).to(self.device)
 
@@ -161,7 +188,9 @@ class DeviceBatchIterator:
     def batches(self):
         """The row selections of one epoch: slices, or index tensors when shuffled."""
         n = len(self.dataset)
-        order = torch.randperm(n, generator=self.dataset.generator) if self.shuffle else None
+        order = None
+        if self.shuffle:  # drawn on the host (the same order on every device), moved once
+            order = torch.randperm(n, generator=self.dataset.generator).to(self.dataset.index_device)
         for start in range(0, n, self.batch_size):
             yield slice(start, start + self.batch_size) if order is None else order[start:start + self.batch_size]
 
@@ -437,6 +466,8 @@ class _Net(NeuralNet):
 
     def __getstate__(self):
         state = super().__getstate__()
+        for name in ("_graphed", "_autocast"):  # set for the length of a training call only
+            state.pop(name, None)
         for name in ("module", "criterion"):
             if isinstance(state.get(name), torch.nn.Module):
                 state[name] = None
@@ -455,19 +486,30 @@ class _Net(NeuralNet):
         return [cb for _, cb in self.callbacks_ if not isinstance(cb, DivergenceGuard)
                 and (_defines(cb, "on_batch_begin") or _defines(cb, "on_batch_end"))]
 
+    def _per_batch_callbacks(self):
+        """Whether a callback runs code per batch (per-batch or gradient hooks)."""
+        return bool(self._batch_listeners()) or any(_defines(cb, "on_grad_computed") for _, cb in self.callbacks_)
+
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         """A training epoch without a host round trip per batch.
 
         Why overridden: skorch reads each batch's loss back as a Python float (on CUDA, a
         synchronisation per batch). When no callback listens to the per-batch hooks, the losses
         go into one buffer on the device, read back once at the end of the epoch and recorded in
-        the history batch by batch, as skorch records them.
+        the history batch by batch, as skorch records them. On CUDA the steps of full-size
+        batches are replayed from a CUDA graph (``_graphs``) when the training call set one up.
         """
         if not training or iterator is None or fit_params or self._batch_listeners():
             return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        graphed = self.__dict__.get("_graphed")
+        if graphed is not None:
+            graphed.begin_epoch()
         losses, sizes = None, []
         for batch in iterator:
-            loss = step_fn(batch)["loss"].detach()
+            if graphed is None:
+                loss = step_fn(batch)["loss"].detach()
+            else:
+                loss = graphed(batch) if graphed.serves(batch) else graphed.eager(batch)
             if losses is None:
                 losses = torch.empty(len(iterator), dtype=torch.float64, device=loss.device)
             losses[len(sizes)] = loss
@@ -481,6 +523,15 @@ class _Net(NeuralNet):
         self.history[-1]["batches"].extend(
             {prefix + "_loss": value, prefix + "_batch_size": size} for value, size in zip(values, sizes))
         self.history.record(prefix + "_batch_count", len(sizes))
+
+    def infer(self, x, **fit_params):
+        """The module's forward pass, under autocast when the training call asked for a lower
+        precision (``_autocast``: a dtype; its cache off, as a CUDA-graph capture needs)."""
+        dtype = self.__dict__.get("_autocast")
+        if dtype is None:
+            return super().infer(x, **fit_params)
+        with torch.autocast(torch.device(self.device or "cpu").type, dtype=dtype, cache_enabled=False):
+            return super().infer(x, **fit_params)
 
     def train_step(self, batch, **fit_params):
         """One optimizer step.
@@ -663,7 +714,7 @@ def build_net(module, criterion, *, optimizer, optimizer_params, batch_size, shu
     return net.initialize()
 
 
-def train(net, data_train, data_valid=None, *, epochs, stop=True, stop_on_validation=True):
+def train(net, data_train, data_valid=None, *, epochs, stop=True, stop_on_validation=True, precision="float32"):
     """Run up to ``epochs`` epochs of ``net`` on ``DeviceDataset`` s.
 
     Returns how training ended: ``"converged"`` (our stopping rule), ``"max_iter"``,
@@ -671,7 +722,9 @@ def train(net, data_train, data_valid=None, *, epochs, stop=True, stop_on_valida
     skorch's ``EarlyStopping`` ended it) or ``"interrupted"`` (the user pressed Ctrl-C). An
     epoch cut short, by either, is dropped from the history; the weights trained so far are
     kept. ``stop=False`` runs every epoch; ``stop_on_validation=False`` keeps the stopping rule
-    on the training loss when a validation set is only held out for a callback.
+    on the training loss when a validation set is only held out for a callback. ``precision``:
+    ``"bf16"`` runs the forward passes under bfloat16 autocast (``training_precision`` sets the
+    rest).
     """
     session = current_session()
     convergence = find(net, Convergence)
@@ -679,6 +732,9 @@ def train(net, data_train, data_valid=None, *, epochs, stop=True, stop_on_valida
     convergence.on_validation = stop_on_validation
     net.train_split = None if data_valid is None else _Holdout(data_valid)
     session.in_loop = True
+    device = next(unwrapped(net.module_).parameters()).device  # with its index, as the data's
+    net._autocast = torch.bfloat16 if precision == "bf16" else None
+    net._graphed = _graphs.graphed_step(net, device, net._per_batch_callbacks())
     try:
         net.partial_fit(data_train, None, epochs=epochs)
     except RuntimeError as exc:
@@ -691,6 +747,9 @@ def train(net, data_train, data_valid=None, *, epochs, stop=True, stop_on_valida
     finally:
         session.in_loop = False
         net.train_split = None  # never keep a reference to the data
+        graphed, net._graphed, net._autocast = net._graphed, None, None
+        if graphed is not None:
+            graphed.close()
     if len(net.history) and "train_loss" not in net.history[-1]:
         del net.history[-1]  # the epoch that a Ctrl-C or a callback's stop cut short
     ran = convergence.epochs_run

@@ -214,6 +214,10 @@ class GaussianVAE(nn.Module):
         else:
             self._noise_state = state["generator"]
 
+    def training_generators(self, device):
+        """The generators training draws from on ``device`` (a CUDA graph registers them)."""
+        return [self._noise_generator(device)]
+
     def _noise_generator(self, device):
         gen = self._noise
         if gen is None or gen.device.type != device.type:
@@ -332,6 +336,10 @@ class RBM(nn.Module):
         (sum + 1) / (count + 2): the independent-units model AIS starts from."""
         p = (self.input_sum + 1.0) / (self.input_count + 2.0)
         return torch.log(p) - torch.log1p(-p)
+
+    def training_generators(self, device):
+        """The generators training draws from on ``device`` (a CUDA graph registers them)."""
+        return [self.generator(device)]
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -259,6 +259,7 @@ class BernoulliRBMStack(BaseNeuralEstimator):
     %(warm_start)s
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    %(precision)s
     %(callbacks)s
         Every layer's net uses them in turn (callbacks that write files write them once per
         layer, over each other, unless their file names say which layer).
@@ -331,6 +332,11 @@ class BernoulliRBMStack(BaseNeuralEstimator):
     (5, 12)
     """
 
+    _docstring_notes = {"precision": (
+        'The contrastive-divergence step computes its closed-form gradients in float32 under '
+        '``"bf16"`` too (there is no forward pass to autocast); ``"tf32"`` applies to its matrix '
+        "products.")}
+
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -353,6 +359,7 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
         "device": [str],
+        "precision": [StrOptions(set(_engine.PRECISIONS))],
         "callbacks": [list, None],
     }
 
@@ -364,7 +371,7 @@ class BernoulliRBMStack(BaseNeuralEstimator):
                  persistent=False,
                  log_partition="auto", n_ais_runs=100, n_ais_betas=1000,
                  n_importance_samples=100, random_state=None, verbose=0, warm_start=False,
-                 device="auto", callbacks=None):
+                 device="auto", precision="float32", callbacks=None):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.learning_rate = learning_rate
@@ -386,6 +393,7 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         self.verbose = verbose
         self.warm_start = warm_start
         self.device = device
+        self.precision = precision
         self.callbacks = callbacks
 
     # ------------------------------------------------------------------ hooks

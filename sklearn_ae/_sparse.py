@@ -100,7 +100,7 @@ class SparseAutoencoder(BaseReconstructionAutoencoder):
                  batch_size="auto", learning_rate_init=1e-2, max_iter=1000, tol=1e-4,
                  n_iter_no_change=10, early_stopping=False, validation_fraction=0.1,
                  shuffle=True, random_state=None, verbose=0, warm_start=False, device="auto",
-                 callbacks=None):
+                 precision="float32", callbacks=None):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -121,6 +121,7 @@ class SparseAutoencoder(BaseReconstructionAutoencoder):
         self.verbose = verbose
         self.warm_start = warm_start
         self.device = device
+        self.precision = precision
         self.callbacks = callbacks
 
     def _build_module(self, n_features, generator):
