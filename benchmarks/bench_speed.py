@@ -32,8 +32,10 @@ of them alike. Every call is synchronised on CUDA before and after.
 """
 
 import argparse
+import contextlib
 import inspect
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -156,6 +158,31 @@ class Impl:
         self.device, self.note, self.infer_rows = device, note, infer_rows or {}
 
 
+@contextlib.contextmanager
+def eager_training():
+    """Our estimators with CUDA-graph training switched off (the eager step, for comparison)."""
+    saved = os.environ.get("SKLEARN_AE_CUDA_GRAPHS")
+    os.environ["SKLEARN_AE_CUDA_GRAPHS"] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["SKLEARN_AE_CUDA_GRAPHS"]
+        else:
+            os.environ["SKLEARN_AE_CUDA_GRAPHS"] = saved
+
+
+def cuda_variants(name, fit, device):
+    """On CUDA, our estimator also with its training step eager (no CUDA graph) and with
+    TensorFloat-32 matrix products, to show what each contributes."""
+    def eager(X):
+        with eager_training():
+            return fit(X)
+    return [Impl(f"{name} (eager step)", eager, None, device, "SKLEARN_AE_CUDA_GRAPHS=0"),
+            Impl(f"{name} precision=tf32", lambda X: fit(X, precision="tf32"), None, device,
+                 "CUDA graph, TensorFloat-32 matrix products")]
+
+
 def ae_impls(sizes, batch_size, epochs, device, seed, activation="relu"):
     """Our autoencoder-family estimators and the anchors, all on the encoder ``sizes``."""
     n_features, *hidden, code = sizes
@@ -180,6 +207,8 @@ def ae_impls(sizes, batch_size, epochs, device, seed, activation="relu"):
             note = "sigmoid code, KL sparsity penalty (defaults)"
         impls.append(Impl(name, lambda X, cls=cls: make(cls, **common).fit(X), infer, device, note,
                           rows))
+        if name == "AutoencoderTransformer" and str(device).startswith("cuda"):
+            impls += cuda_variants(name, lambda X, cls=cls, **kw: make(cls, **common, **kw).fit(X), device)
 
     skorch = C.optional("skorch")
     if skorch is not None:
@@ -249,6 +278,8 @@ def rbm_impls(n_visible, n_hidden, batch_size, epochs, device, seed, learning_ra
                           {"transform": lambda m, X: m.transform(X),
                            "pseudo_likelihood": lambda m, X: m.pseudo_likelihood(X)},
                           device, "CD-1, one layer"))
+        if str(device).startswith("cuda"):
+            impls += cuda_variants("BernoulliRBMStack", lambda X, **kw: make(cls, **params, **kw).fit(X), device)
     from sklearn.neural_network import BernoulliRBM
     impls.append(Impl("sklearn BernoulliRBM",
                       lambda X: BernoulliRBM(n_components=n_hidden, batch_size=batch_size,
