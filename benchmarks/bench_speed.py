@@ -151,11 +151,13 @@ def digits_autoencoder_fits(epochs, seed, found=None):
 # ------------------------------------------------------------------ implementations per case
 class Impl:
     """One implementation in a case: ``fit(X)`` returns the fitted object; ``infer`` maps a method
-    name to ``fn(fitted, X)``; ``infer_rows`` optionally caps the rows of one inference method."""
+    name to ``fn(fitted, X)``; ``infer_rows`` optionally caps the rows of one inference method;
+    ``epochs`` overrides the case's number of epochs (a row that amortises a fit's set-up)."""
 
-    def __init__(self, name, fit, infer=None, device=None, note=None, infer_rows=None):
+    def __init__(self, name, fit, infer=None, device=None, note=None, infer_rows=None, epochs=None):
         self.name, self.fit, self.infer = name, fit, infer or {}
         self.device, self.note, self.infer_rows = device, note, infer_rows or {}
+        self.epochs = epochs
 
 
 @contextlib.contextmanager
@@ -172,15 +174,25 @@ def eager_training():
             os.environ["SKLEARN_AE_CUDA_GRAPHS"] = saved
 
 
-def cuda_variants(name, fit, device):
+#: epochs of the CUDA rows that amortise a fit's set-up (copy to the device, validation, the
+#: noise or statistics pass) over several epochs, at the large batch size only
+STEADY_EPOCHS = 5
+
+
+def cuda_variants(name, fit, device, batch_size):
     """On CUDA, our estimator also with its training step eager (no CUDA graph) and with
-    TensorFloat-32 matrix products, to show what each contributes."""
+    TensorFloat-32 matrix products, to show what each contributes; at batch 1024 and above also
+    over ``STEADY_EPOCHS`` epochs (the training rate once the fit's set-up is amortised)."""
     def eager(X):
         with eager_training():
             return fit(X)
-    return [Impl(f"{name} (eager step)", eager, None, device, "SKLEARN_AE_CUDA_GRAPHS=0"),
-            Impl(f"{name} precision=tf32", lambda X: fit(X, precision="tf32"), None, device,
-                 "CUDA graph, TensorFloat-32 matrix products")]
+    out = [Impl(f"{name} (eager step)", eager, None, device, "SKLEARN_AE_CUDA_GRAPHS=0"),
+           Impl(f"{name} precision=tf32", lambda X: fit(X, precision="tf32"), None, device,
+                "CUDA graph, TensorFloat-32 matrix products")]
+    if batch_size >= 1024:
+        out.append(Impl(f"{name} ({STEADY_EPOCHS} epochs)", lambda X: fit(X, max_iter=STEADY_EPOCHS), None,
+                        device, "the same fit over more epochs", epochs=STEADY_EPOCHS))
+    return out
 
 
 def ae_impls(sizes, batch_size, epochs, device, seed, activation="relu"):
@@ -208,7 +220,8 @@ def ae_impls(sizes, batch_size, epochs, device, seed, activation="relu"):
         impls.append(Impl(name, lambda X, cls=cls: make(cls, **common).fit(X), infer, device, note,
                           rows))
         if name == "AutoencoderTransformer" and str(device).startswith("cuda"):
-            impls += cuda_variants(name, lambda X, cls=cls, **kw: make(cls, **common, **kw).fit(X), device)
+            impls += cuda_variants(name, lambda X, cls=cls, **kw: make(cls, **{**common, **kw}).fit(X), device,
+                                   batch_size)
 
     skorch = C.optional("skorch")
     if skorch is not None:
@@ -262,6 +275,10 @@ def ae_impls(sizes, batch_size, epochs, device, seed, activation="relu"):
     impls.append(Impl("bare PyTorch loop", lambda X: bare_torch_fit(X, sizes, batch_size, epochs,
                                                                      device, seed),
                       None, device, "Adam on MSE over device-resident tensors; no wrapper"))
+    if str(device).startswith("cuda") and batch_size >= 1024:
+        impls.append(Impl(f"bare PyTorch loop ({STEADY_EPOCHS} epochs)",
+                          lambda X: bare_torch_fit(X, sizes, batch_size, STEADY_EPOCHS, device, seed), None, device,
+                          "the same loop over more epochs", epochs=STEADY_EPOCHS))
     return impls
 
 
@@ -279,7 +296,8 @@ def rbm_impls(n_visible, n_hidden, batch_size, epochs, device, seed, learning_ra
                            "pseudo_likelihood": lambda m, X: m.pseudo_likelihood(X)},
                           device, "CD-1, one layer"))
         if str(device).startswith("cuda"):
-            impls += cuda_variants("BernoulliRBMStack", lambda X, **kw: make(cls, **params, **kw).fit(X), device)
+            impls += cuda_variants("BernoulliRBMStack", lambda X, **kw: make(cls, **{**params, **kw}).fit(X),
+                                   device, batch_size)
     from sklearn.neural_network import BernoulliRBM
     impls.append(Impl("sklearn BernoulliRBM",
                       lambda X: BernoulliRBM(n_components=n_hidden, batch_size=batch_size,
@@ -317,7 +335,7 @@ def measure(ctx, case, impls, X_fit, X_infer, epochs, repeats, extra, cpu_rows=N
     for impl in impls:
         dev = impl.device or ctx["device"]
         t = C.median(times[impl.name])
-        ep = 1 if impl.name == "sklearn PCA" else epochs
+        ep = impl.epochs or (1 if impl.name == "sklearn PCA" else epochs)
         n_fit = len(rows_for(impl, X_fit))
         common = dict(rows_timed=n_fit, epochs=ep, repeats=repeats,
                       seconds=times[impl.name], note=impl.note, **extra)
