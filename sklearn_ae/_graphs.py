@@ -209,6 +209,11 @@ class GraphedStep:
                 graph, out = self.backend.capture(self.generators, self.pool, self.stream,
                                                   lambda: self.net.train_step(tuple(self.static_batch)))
         except Exception as exc:  # the step cannot be captured: train eagerly from here on
+            cause = exc.__context__
+            while cause is not None:  # a Ctrl-C during capture, then ending the capture failed
+                if isinstance(cause, KeyboardInterrupt):
+                    raise cause
+                cause = cause.__context__
             self.failure = exc
             self.static_batch = self.generators = None
             warnings.warn(f"CUDA-graph capture of the training step failed, training continues eagerly "

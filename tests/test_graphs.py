@@ -8,6 +8,7 @@ learning rate changes, generators handed to the graph, a capture that fails. The
 
 import contextlib
 import pickle
+import signal
 import warnings
 
 import numpy as np
@@ -151,6 +152,25 @@ def test_capture_that_fails_warns_and_trains_eagerly(X, rerun):
         mp.setenv(_graphs.ENVIRONMENT_SWITCH, "0")
         eager = make().fit(X)
     np.testing.assert_allclose(graphed.loss_curve_, eager.loss_curve_, rtol=1e-6)
+
+
+def test_ctrl_c_during_capture_stays_a_ctrl_c(X, rerun):
+    """Ending a capture that a Ctrl-C broke can itself fail; the fit must still stop as for a
+    Ctrl-C (with its warning), not train on eagerly."""
+    class Broken(RerunBackend):
+        def capture(self, generators, pool, stream, step):
+            try:
+                signal.raise_signal(signal.SIGINT)  # what Ctrl-C does
+            finally:
+                raise RuntimeError("capture_end: operation failed due to a previous error during capture")
+
+    rerun[1][0] = Broken()
+    with pytest.warns(UserWarning, match="interrupted"):
+        est = AutoencoderTransformer(n_components=3, hidden_layer_sizes=(8,), batch_size=32, max_iter=3, tol=0.0,
+                                     random_state=0, device="cpu").fit(X)
+    assert est.n_iter_ == len(est.loss_curve_) == 0  # the capture was in the first epoch
+    assert rerun[0][0].failure is None
+    assert np.all(np.isfinite(est.transform(X)))
 
 
 def test_per_batch_callbacks_keep_the_eager_loop(X, rerun):
