@@ -49,9 +49,9 @@ PARAMETERS = {
                   'Arithmetic of training. ``"float32"``: full single precision. ``"tf32"``: matrix '
                   "products in TensorFloat-32 on CUDA (float32 on the CPU). ``\"bf16\"``: forward "
                   "passes under bfloat16 autocast (CUDA or CPU), parameters, gradients and the "
-                  "optimizer in float32. Inference and ``score_samples`` always compute in the "
-                  "input's dtype; see the user guide on training precision for what the lower "
-                  "precisions cost in log-likelihood."),
+                  "optimizer in float32. Inference and ``score_samples`` compute in float32 (float64 for "
+                  "float64 input) whatever the setting; see the user guide on training precision for "
+                  "what the lower precisions cost in log-likelihood."),
     "callbacks": ("list of skorch callbacks or (name, callback) tuples",
                   "Extra callbacks for the skorch training loop, used as skorch users know them "
                   "(``EarlyStopping``, ``Checkpoint``, ``LRScheduler``, ``GradientNormClipping``, "

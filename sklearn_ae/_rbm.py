@@ -209,7 +209,9 @@ class BernoulliRBMStack(BaseNeuralEstimator):
     learning_rate_schedule : {"linear", "constant"}, default="linear"
         "linear": epoch e (from 0) of a ``fit`` runs at ``learning_rate * (1 - e / max_iter)``
         (each layer of a stack over its own epochs); "constant" keeps ``learning_rate``.
-        ``partial_fit``, which has no horizon, always uses ``learning_rate``.
+        ``partial_fit``, which has no horizon, always uses ``learning_rate``. Every call sets the
+        rate it starts from, so a scheduler of one's own (skorch's ``LRScheduler`` callback) takes
+        effect with "constant" and within one call; "linear" sets the rate each epoch over it.
     momentum : float, default=0.0
         SGD momentum.
     alpha : float, default=0.0
