@@ -736,7 +736,9 @@ def train(net, data_train, data_valid=None, *, epochs, stop=True, stop_on_valida
     net._autocast = torch.bfloat16 if precision == "bf16" else None
     net._graphed = _graphs.graphed_step(net, device, net._per_batch_callbacks())
     try:
-        net.partial_fit(data_train, None, epochs=epochs)
+        # a GPU other than the current one: streams, graphs and generator states are made on it
+        with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+            net.partial_fit(data_train, None, epochs=epochs)
     except RuntimeError as exc:
         if "overflow" not in str(exc):
             raise

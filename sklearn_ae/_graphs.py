@@ -12,11 +12,13 @@ nothing of the model:
   replayed on it; every later full-size batch is a copy and a replay;
 * a batch of another size (the last of an epoch) runs eagerly, as does every step of a training
   call the graph cannot serve: the CPU, a callback that listens to per-batch hooks, an optimizer
-  step hook, ``device="accelerate"``, ``SKLEARN_AE_CUDA_GRAPHS=0``, or a capture that fails (with a
-  warning that says why);
+  step hook, ``device="accelerate"`` or ``SKLEARN_AE_CUDA_GRAPHS=0``;
+* a capture that fails raises ``CaptureError``, which names the switch (torch leaves a failed
+  capture's generators and allocator where eager steps cannot be trusted to continue);
 * hyperparameters are baked into the captured kernels, so each epoch checks the optimizer's
-  settings (a scheduler's learning rate), the identity of its state and of the parameters and
-  sampling generators, and captures again when any changed.
+  settings (a scheduler's learning rate), the identity of its state, of the parameters and of the
+  sampling generators, and the plain attributes of the modules and the criterion, and captures
+  again (after one eager step) when any changed.
 
 Random draws stay graph-safe and reproducible: a module that samples during training names its
 generators (``training_generators(device)``), which are registered with the graph, so each replay
@@ -27,6 +29,7 @@ the device) and back afterwards, so a fitted model pickles and moves between dev
 
 import contextlib
 import os
+import threading
 import warnings
 
 import torch
@@ -38,6 +41,12 @@ WARMUP_STEPS = 3
 ENVIRONMENT_SWITCH = "SKLEARN_AE_CUDA_GRAPHS"
 
 _CAPTURABLE_WARNING = "This instance was constructed with capturable=True"
+
+_CAPTURE_LOCK = threading.Lock()
+
+
+class CaptureError(RuntimeError):
+    """The training step could not be captured in a CUDA graph."""
 
 
 def enabled():
@@ -70,21 +79,32 @@ class CudaBackend:
     def use_stream(self, stream):
         return torch.cuda.stream(stream)
 
-    def pool(self):
-        return torch.cuda.graph_pool_handle()
-
     def record_stream(self, tensor, stream):
         tensor.record_stream(stream)
 
-    def capture(self, generators, pool, stream, step):
-        """Capture ``step()`` into a new graph (which registers ``generators``); returns the
-        graph and what ``step`` returned."""
+    def capture(self, generators, stream, step):
+        """Capture ``step()`` into a new graph with a memory pool of its own (a pool that an
+        earlier, dropped graph's tensors still use cannot take a new capture), registering
+        ``generators``; returns the graph and what ``step`` returned. ``capture_begin`` /
+        ``capture_end`` rather than ``torch.cuda.graph``, which also runs the garbage collector
+        and empties the allocator's cache at every capture (once per epoch under a decaying
+        learning rate)."""
         graph = torch.cuda.CUDAGraph()
         for gen in generators:
             graph.register_generator_state(gen)
-        with torch.cuda.graph(graph, pool=pool, stream=stream, capture_error_mode="thread_local"):
-            out = step()
+        torch.cuda.synchronize()
+        with torch.cuda.stream(stream):
+            graph.capture_begin(capture_error_mode="thread_local")
+            try:
+                out = step()
+            finally:
+                graph.capture_end()
         return graph, out
+
+
+def _attributes(module):
+    return tuple((k, id(v) if torch.is_tensor(v) else v) for k, v in sorted(vars(module).items())
+                 if torch.is_tensor(v) or isinstance(v, (bool, int, float, str, type(None))))
 
 
 def _settings(group):
@@ -103,10 +123,8 @@ class GraphedStep:
         self.generators = None  # those of the captured step
         self.backend = CudaBackend() if backend is None else backend
         self.stream = self.backend.stream()
-        self.pool = self.backend.pool()
         self.warm = 0
         self.graph = self.static_batch = self.static_loss = self.key = None
-        self.failure = None
         self.captures = self.replays = 0
         # the optimizer's parameter groups (by position: loading a state dict renews them) whose
         # update torch captures only with capturable=True
@@ -125,19 +143,23 @@ class GraphedStep:
         # loads; back on the host afterwards, where an eager step keeps them
         optimizer.load_state_dict(optimizer.state_dict())
         if not value:
-            for group in optimizer.param_groups:
-                if group["capturable"] is False:
-                    for param in group["params"]:
-                        state = optimizer.state.get(param, {})
-                        for name, tensor in state.items():
-                            if torch.is_tensor(tensor) and tensor.dim() == 0 and tensor.device.type != "cpu":
-                                state[name] = tensor.cpu()
+            for group in groups:
+                for param in group["params"]:
+                    state = optimizer.state.get(param, {})
+                    if torch.is_tensor(state.get("step")) and state["step"].device.type != "cpu":
+                        state["step"] = state["step"].cpu()
 
     def _key(self):
-        optimizer = self.net.optimizer_
-        return (tuple(_settings(group) for group in optimizer.param_groups),
+        """What a capture bakes in besides the data: the optimizer (its identity, settings and
+        the identity of its state), the identity of the parameters, and the plain attributes of
+        every module and criterion (numbers such as a VAE's ``beta``, tensors such as a
+        persistent Gibbs chain, by identity)."""
+        optimizer, net = self.net.optimizer_, self.net
+        modules = [*net.module_.modules(), *getattr(net.criterion_, "modules", lambda: [])()]
+        return (id(optimizer), tuple(_settings(group) for group in optimizer.param_groups),
                 tuple(id(t) for state in optimizer.state.values() for t in state.values() if torch.is_tensor(t)),
-                tuple(id(p) for p in self.net.module_.parameters()), self.net.module_.training)
+                tuple(id(p) for p in net.module_.parameters()),
+                tuple(_attributes(module) for module in modules))
 
     def current_generators(self):
         """The generators the modules draw from in training now (a loaded state dict can
@@ -149,7 +171,8 @@ class GraphedStep:
         """Drop the captured step if what it baked in has changed since."""
         self.net.module_.train()
         if self.graph is not None and (self.current_generators() != self.generators or self._key() != self.key):
-            self.graph = None
+            self.graph = self.static_batch = self.static_loss = None
+            self.warm = WARMUP_STEPS - 1  # one eager step first: it creates any state the change reset
 
     def close(self):
         self.graph = self.static_batch = self.static_loss = None
@@ -159,8 +182,8 @@ class GraphedStep:
 
     # ---------------------------------------------------------------------- steps
     def serves(self, batch):
-        """Whether ``batch`` goes through the graph (a full-size batch, capture not failed)."""
-        return self.failure is None and len(batch[0]) == self.net.batch_size
+        """Whether ``batch`` goes through the graph (a full-size batch)."""
+        return len(batch[0]) == self.net.batch_size
 
     def eager(self, batch):
         """One eager step of the net (the warning of a capturable optimizer run eagerly is ours
@@ -184,8 +207,6 @@ class GraphedStep:
                 backend.record_stream(loss, current)  # read on the current stream after this
                 return loss
             self._capture(batch)
-            if self.graph is None:
-                return self.eager(batch)
             if self.backend.capture_runs_step:
                 return self.static_loss
         self.static_batch[0].copy_(batch[0])
@@ -204,22 +225,21 @@ class GraphedStep:
         current = self.backend.current_stream()
         self.stream.wait_stream(current)
         try:
-            with warnings.catch_warnings():
+            with _CAPTURE_LOCK, warnings.catch_warnings():  # one capture at a time in a process
                 warnings.filterwarnings("ignore", message=_CAPTURABLE_WARNING)
-                graph, out = self.backend.capture(self.generators, self.pool, self.stream,
+                graph, out = self.backend.capture(self.generators, self.stream,
                                                   lambda: self.net.train_step(tuple(self.static_batch)))
-        except Exception as exc:  # the step cannot be captured: train eagerly from here on
+        except Exception as exc:
             cause = exc.__context__
             while cause is not None:  # a Ctrl-C during capture, then ending the capture failed
                 if isinstance(cause, KeyboardInterrupt):
                     raise cause
                 cause = cause.__context__
-            self.failure = exc
-            self.static_batch = self.generators = None
-            warnings.warn(f"CUDA-graph capture of the training step failed, training continues eagerly "
-                          f"({type(exc).__name__}: {exc}). Set {ENVIRONMENT_SWITCH}=0 to skip the attempt.",
-                          RuntimeWarning, stacklevel=2)
-            return
+            # torch leaves a failed capture's generators and allocator in states that eager
+            # steps cannot be trusted to run from: stop (the fit puts the estimator back)
+            raise CaptureError(
+                f"CUDA-graph capture of the training step failed ({type(exc).__name__}: {exc}). Set the "
+                f"environment variable {ENVIRONMENT_SWITCH}=0 to train with the eager step.") from exc
         finally:
             current.wait_stream(self.stream)
         self.graph, self.static_loss = graph, out["loss"].detach()

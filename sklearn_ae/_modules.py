@@ -220,7 +220,7 @@ class GaussianVAE(nn.Module):
 
     def _noise_generator(self, device):
         gen = self._noise
-        if gen is None or gen.device.type != device.type:
+        if gen is None or gen.device != device:
             gen = torch.Generator(device=device)
             state = self.__dict__.pop("_noise_state", None)
             if state is not None and state[0] == device.type:
