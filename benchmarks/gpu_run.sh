@@ -15,6 +15,8 @@
 # data come from $SKLEARN_AE_DATA, ../shared/data or .gdata/. The parts, each under its own wall
 # clock cap, each writing its results as it finishes:
 #   (a) the CUDA tests (bench_cuda_tests.py)              -> results/cuda_tests_cuda.json
+#       then a few seconds' probe of CUDA-graph training      -> results/cuda_graph_probe_cuda.json
+#       (if it fails, the parts below train with the eager step, SKLEARN_AE_CUDA_GRAPHS=0)
 #   (b) speed on CUDA vs skorch, PyOD, scikit-learn (CPU)  -> results/speed_cuda.json
 #   (c) RBM 784-500 CD-25 on binarized MNIST, AIS          -> results/rbm_mnist_cuda.json
 #   (d, e) VAE 784-200-200-50, IWAE K=5000 on 10,000 images, with its evaluation time
@@ -61,8 +63,17 @@ part() {  # part NAME CAP_SECONDS COMMAND...
     # SIGINT first: the scripts keep what they have written; KILL 15 s later if that hangs
     timeout -s INT -k 15 "$cap" "$@" 2>&1 | tee -a "$LOG"
     local rc=${PIPESTATUS[0]}
+    LAST_RC=$rc
     say "=== part $name: exit $rc after $((SECONDS - start))s (total $SECONDS s)"
     save
+}
+
+probe() {  # the CUDA-graph probe; if graph training fails here, the parts after it train eagerly
+    part probe 45 $PY $B/cuda_graph_probe.py --device $DEV "$@"
+    if [ "$dry" = 0 ] && [ "$LAST_RC" != 0 ]; then
+        export SKLEARN_AE_CUDA_GRAPHS=0
+        say "CUDA-graph training failed the probe: the parts below run with SKLEARN_AE_CUDA_GRAPHS=0"
+    fi
 }
 
 if [ "$dry" = 0 ]; then
@@ -95,9 +106,11 @@ EOF
 fi
 
 B=benchmarks
+LAST_RC=0
 if [ "$mode" = smoke ]; then
     part tests 60 $PY $B/bench_cuda_tests.py --device $DEV --timeout 45 --workers 8 \
-        --name cuda_tests_${TAG}_smoke tests/test_autoencoder.py
+        --name cuda_tests_${TAG}_smoke tests/test_autoencoder.py tests/test_graphs.py
+    probe --name cuda_graph_probe_${TAG}_smoke
     part speed 40 $PY $B/bench_speed.py --device $DEV --skip-mnist --skip-targets --skip-memory \
         --epochs 1 --repeats 1 --batch-sizes 1024 --name speed_${TAG}_smoke
     part rbm 30 $PY $B/bench_rbm_mnist.py --device $DEV --train-rows 2000 --epochs 1 \
@@ -107,6 +120,7 @@ if [ "$mode" = smoke ]; then
         --k 100 --k-full 10 --name vae_${TAG}_smoke
 else
     part tests 120 $PY $B/bench_cuda_tests.py --device $DEV --timeout 105 --workers 8
+    probe
     part speed 160 $PY $B/bench_speed.py --device $DEV --skip-tabular --skip-targets --skip-memory \
         --epochs 1 --repeats 2 --cpu-anchor-rows 8192 --name speed_${TAG}
     part rbm 120 $PY $B/bench_rbm_mnist.py --device $DEV --gibbs-steps 25 --epochs 1000 \
