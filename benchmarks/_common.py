@@ -6,6 +6,7 @@ Every measurement is one dict (see :func:`record`) with at least ``suite``, ``ca
 holds a published figure where one applies.
 """
 
+import contextlib
 import gzip
 import importlib
 import json
@@ -76,6 +77,29 @@ def versions():
     return out
 
 
+GRAPH_SWITCH = "SKLEARN_AE_CUDA_GRAPHS"  # sklearn_ae._graphs.ENVIRONMENT_SWITCH
+
+
+def cuda_graphs_enabled():
+    """Whether our estimators may train through CUDA graphs in this process (the switch)."""
+    return os.environ.get(GRAPH_SWITCH, "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+@contextlib.contextmanager
+def eager_training():
+    """Our estimators with CUDA-graph training switched off, for comparison; the switch is put
+    back as it was."""
+    saved = os.environ.get(GRAPH_SWITCH)
+    os.environ[GRAPH_SWITCH] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[GRAPH_SWITCH]
+        else:
+            os.environ[GRAPH_SWITCH] = saved
+
+
 def context(device):
     """What every record carries: device, machine, versions, torch threads, load, time."""
     try:
@@ -88,6 +112,7 @@ def context(device):
         "versions": versions(),
         "torch_threads": torch.get_num_threads(),
         "load_average_1min": None if load is None else round(load, 2),
+        "cuda_graphs": cuda_graphs_enabled(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -32,7 +32,6 @@ of them alike. Every call is synchronised on CUDA before and after.
 """
 
 import argparse
-import contextlib
 import inspect
 import json
 import os
@@ -160,20 +159,6 @@ class Impl:
         self.epochs = epochs
 
 
-@contextlib.contextmanager
-def eager_training():
-    """Our estimators with CUDA-graph training switched off (the eager step, for comparison)."""
-    saved = os.environ.get("SKLEARN_AE_CUDA_GRAPHS")
-    os.environ["SKLEARN_AE_CUDA_GRAPHS"] = "0"
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ["SKLEARN_AE_CUDA_GRAPHS"]
-        else:
-            os.environ["SKLEARN_AE_CUDA_GRAPHS"] = saved
-
-
 #: epochs of the CUDA rows that amortise a fit's set-up (copy to the device, validation, the
 #: noise or statistics pass) over several epochs, at the large batch size only
 STEADY_EPOCHS = 5
@@ -184,11 +169,12 @@ def cuda_variants(name, fit, device, batch_size):
     TensorFloat-32 matrix products, to show what each contributes; at batch 1024 and above also
     over ``STEADY_EPOCHS`` epochs (the training rate once the fit's set-up is amortised)."""
     def eager(X):
-        with eager_training():
+        with C.eager_training():
             return fit(X)
-    out = [Impl(f"{name} (eager step)", eager, None, device, "SKLEARN_AE_CUDA_GRAPHS=0"),
+    step = "CUDA graph" if C.cuda_graphs_enabled() else "eager step (CUDA graphs switched off for this run)"
+    out = [Impl(f"{name} (eager step)", eager, None, device, f"{C.GRAPH_SWITCH}=0"),
            Impl(f"{name} precision=tf32", lambda X: fit(X, precision="tf32"), None, device,
-                "CUDA graph, TensorFloat-32 matrix products")]
+                f"{step}, TensorFloat-32 matrix products")]
     if batch_size >= 1024:
         out.append(Impl(f"{name} ({STEADY_EPOCHS} epochs)", lambda X: fit(X, max_iter=STEADY_EPOCHS), None,
                         device, "the same fit over more epochs", epochs=STEADY_EPOCHS))

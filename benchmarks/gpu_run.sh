@@ -69,6 +69,7 @@ part() {  # part NAME CAP_SECONDS COMMAND...
 }
 
 probe() {  # the CUDA-graph probe; if graph training fails here, the parts after it train eagerly
+    case "$DEV" in cuda*) ;; *) say "(no CUDA-graph probe on $DEV: graphs are for CUDA only)"; return 0 ;; esac
     part probe 45 $PY $B/cuda_graph_probe.py --device $DEV "$@"
     if [ "$dry" = 0 ] && [ "$LAST_RC" != 0 ]; then
         export SKLEARN_AE_CUDA_GRAPHS=0

@@ -154,8 +154,9 @@ class AutoencoderTransformer(BaseReconstructionAutoencoder):
         if stack_params.get("random_state") is None:
             rng = check_random_state(self.random_state)
             params["random_state"] = int(rng.randint(np.iinfo(np.int32).max))
-        if self.pretraining == "rbm":
-            params.update(device=self.device, verbose=self.verbose)
+        if self.pretraining == "rbm":  # the RBMs' CD step has no bf16 (no forward pass to autocast)
+            params.update(device=self.device, verbose=self.verbose,
+                          precision="tf32" if self.precision == "tf32" else "float32")
         return stack.set_params(**params).fit(X)
 
     def _build_module(self, n_features, generator):

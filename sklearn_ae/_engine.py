@@ -114,6 +114,7 @@ def torch_threads(n_threads):
 
 #: the ``precision`` settings of the estimators
 PRECISIONS = ("float32", "tf32", "bf16")
+_TF32 = {"lock": threading.Lock(), "users": 0, "saved": None}
 
 
 @contextmanager
@@ -125,12 +126,18 @@ def training_precision(precision, device):
     if precision != "tf32" or torch.device(device).type != "cuda":
         yield
         return
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    with _TF32["lock"]:  # fits in several threads share one change; the last out puts it back
+        if _TF32["users"] == 0:
+            _TF32["saved"] = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        _TF32["users"] += 1
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+        with _TF32["lock"]:
+            _TF32["users"] -= 1
+            if _TF32["users"] == 0:
+                torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = _TF32["saved"]
 
 
 # ------------------------------------------------------------------------------------ data
@@ -486,9 +493,17 @@ class _Net(NeuralNet):
         return [cb for _, cb in self.callbacks_ if not isinstance(cb, DivergenceGuard)
                 and (_defines(cb, "on_batch_begin") or _defines(cb, "on_batch_end"))]
 
+    def _grad_listeners(self):
+        """Whether a callback listens to ``on_grad_computed`` (worked out once per set of callbacks)."""
+        cached = self.__dict__.get("_grad_listeners_of")
+        if cached is None or cached[0] is not self.callbacks_:
+            cached = self._grad_listeners_of = (
+                self.callbacks_, any(_defines(cb, "on_grad_computed") for _, cb in self.callbacks_))
+        return cached[1]
+
     def _per_batch_callbacks(self):
         """Whether a callback runs code per batch (per-batch or gradient hooks)."""
-        return bool(self._batch_listeners()) or any(_defines(cb, "on_grad_computed") for _, cb in self.callbacks_)
+        return bool(self._batch_listeners()) or self._grad_listeners()
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         """A training epoch without a host round trip per batch.
@@ -526,11 +541,12 @@ class _Net(NeuralNet):
 
     def infer(self, x, **fit_params):
         """The module's forward pass, under autocast when the training call asked for a lower
-        precision (``_autocast``: a dtype; its cache off, as a CUDA-graph capture needs)."""
-        dtype = self.__dict__.get("_autocast")
-        if dtype is None:
+        precision (``_autocast``: the device type and dtype; its cache off, as a CUDA-graph
+        capture needs)."""
+        autocast = self.__dict__.get("_autocast")  # (device type, dtype)
+        if autocast is None:
             return super().infer(x, **fit_params)
-        with torch.autocast(torch.device(self.device or "cpu").type, dtype=dtype, cache_enabled=False):
+        with torch.autocast(autocast[0], dtype=autocast[1], cache_enabled=False):
             return super().infer(x, **fit_params)
 
     def train_step(self, batch, **fit_params):
@@ -540,11 +556,7 @@ class _Net(NeuralNet):
         its walk over the parameters for that hook cost more than a small model's arithmetic;
         the step is then zero_grad, ``train_step_single`` and ``optimizer.step()``.
         """
-        listens = self.__dict__.get("_grad_listeners")
-        if listens is None or listens[0] is not self.callbacks_:  # once per set of callbacks
-            listens = self._grad_listeners = (
-                self.callbacks_, any(_defines(cb, "on_grad_computed") for _, cb in self.callbacks_))
-        if listens[1]:
+        if self._grad_listeners():
             return super().train_step(batch, **fit_params)
         for group in self.optimizer_.param_groups:  # zero_grad(set_to_none=True), minus its profiler scope
             for param in group["params"]:
@@ -733,11 +745,12 @@ def train(net, data_train, data_valid=None, *, epochs, stop=True, stop_on_valida
     net.train_split = None if data_valid is None else _Holdout(data_valid)
     session.in_loop = True
     device = next(unwrapped(net.module_).parameters()).device  # with its index, as the data's
-    net._autocast = torch.bfloat16 if precision == "bf16" else None
-    net._graphed = _graphs.graphed_step(net, device, net._per_batch_callbacks())
+    net._graphed = None
     try:
         # a GPU other than the current one: streams, graphs and generator states are made on it
         with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+            net._autocast = (device.type, torch.bfloat16) if precision == "bf16" else None
+            net._graphed = _graphs.graphed_step(net, device, net._per_batch_callbacks())
             net.partial_fit(data_train, None, epochs=epochs)
     except RuntimeError as exc:
         if "overflow" not in str(exc):

@@ -27,7 +27,6 @@ advances them as the eager step would and draws the same numbers. An optimizer w
 the device) and back afterwards, so a fitted model pickles and moves between devices as before.
 """
 
-import contextlib
 import os
 import threading
 import warnings
@@ -71,7 +70,7 @@ class CudaBackend:
     capture_runs_step = False
 
     def stream(self):
-        return torch.cuda.Stream()
+        return torch.cuda.Stream()  # on the current device, which training sets
 
     def current_stream(self):
         return torch.cuda.current_stream()
@@ -247,23 +246,18 @@ class GraphedStep:
         self.captures += 1
 
 
-def graphed_step(net, device, per_batch_callbacks):
+def graphed_step(net, device, per_batch_callbacks, backend=None):
     """A ``GraphedStep`` for a training call of ``net`` on ``device``, or None when the graph
     cannot serve it (see the module docstring). ``per_batch_callbacks``: whether a callback runs
-    Python code per batch (a replay would skip it)."""
-    if (device.type != "cuda" or not enabled() or per_batch_callbacks or hasattr(net, "attach")
-            or has_step_hooks(net.optimizer_) or not hasattr(torch.cuda, "CUDAGraph")):
+    Python code per batch (a replay would skip it). ``backend``: a stand-in for ``torch.cuda``
+    (tests)."""
+    if backend is None and (device.type != "cuda" or not hasattr(torch.cuda, "CUDAGraph")):
         return None
-    if (any(hasattr(module, "training_generators") for module in net.module_.modules())
+    # a net with ``attach`` trains through Accelerate, whose wrappers and gradient
+    # synchronisation between processes are not ours to capture
+    if not enabled() or per_batch_callbacks or hasattr(net, "attach") or has_step_hooks(net.optimizer_):
+        return None
+    if (backend is None and any(hasattr(module, "training_generators") for module in net.module_.modules())
             and not hasattr(torch.cuda.CUDAGraph, "register_generator_state")):
         return None  # a torch too old to replay draws from a module's own generator
-    return GraphedStep(net, device)
-
-
-@contextlib.contextmanager
-def closing(step):
-    try:
-        yield step
-    finally:
-        if step is not None:
-            step.close()
+    return GraphedStep(net, device, backend)

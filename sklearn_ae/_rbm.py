@@ -7,7 +7,6 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import torch
-from torch.optim import optimizer as _torch_optimizer
 from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.metaestimators import available_if
@@ -17,6 +16,7 @@ from skorch.callbacks import Callback
 from . import _engine
 from ._base import INFERENCE_BATCH_SIZE, BaseNeuralEstimator, check_unit_interval, column_moments
 from ._docstrings import shared_docstring
+from ._graphs import has_step_hooks
 from ._likelihoods import (
     ANNEAL_BLOCK,
     bernoulli_log_prob_logits,
@@ -116,11 +116,7 @@ class MomentumSGD(torch.optim.Optimizer):
     _hooked_update = torch.optim.Optimizer.profile_hook_step(_update)
 
     def step(self, closure=None):
-        # the registries that torch's register_step_pre_hook / register_step_post_hook and the
-        # global register_optimizer_step_* functions fill (torch names them privately)
-        if (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks
-                or _torch_optimizer._global_optimizer_pre_hooks
-                or _torch_optimizer._global_optimizer_post_hooks):
+        if has_step_hooks(self):
             return self._hooked_update(closure)
         return self._update(closure)
 
@@ -261,7 +257,11 @@ class BernoulliRBMStack(BaseNeuralEstimator):
     %(warm_start)s
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-    %(precision)s
+    precision : {"float32", "tf32"}, default="float32"
+        Arithmetic of training: ``"tf32"`` computes the matrix products in TensorFloat-32 on
+        CUDA (float32 on the CPU). The contrastive-divergence step computes closed-form gradients,
+        with no forward pass for a bfloat16 autocast to apply to, so ``"bf16"`` is not offered.
+        Scoring always computes in float32 (float64 for float64 input).
     %(callbacks)s
         Every layer's net uses them in turn (callbacks that write files write them once per
         layer, over each other, unless their file names say which layer).
@@ -334,11 +334,6 @@ class BernoulliRBMStack(BaseNeuralEstimator):
     (5, 12)
     """
 
-    _docstring_notes = {"precision": (
-        'The contrastive-divergence step computes its closed-form gradients in float32 under '
-        '``"bf16"`` too (there is no forward pass to autocast); ``"tf32"`` applies to its matrix '
-        "products.")}
-
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -361,7 +356,7 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
         "device": [str],
-        "precision": [StrOptions(set(_engine.PRECISIONS))],
+        "precision": [StrOptions({"float32", "tf32"})],  # no forward pass for bf16 autocast
         "callbacks": [list, None],
     }
 

@@ -68,12 +68,12 @@ class RerunBackend:
 def rerun(monkeypatch):
     """Fits on the CPU go through ``GraphedStep`` with ``RerunBackend``; yields the steps made."""
     made = []
+    real = _graphs.graphed_step
 
-    def graphed_step(net, device, per_batch_callbacks, backend=None):
-        if per_batch_callbacks or not _graphs.enabled():
-            return None
-        step = _graphs.GraphedStep(net, device, backend=made_backend[0])
-        made.append(step)
+    def graphed_step(net, device, per_batch_callbacks):
+        step = real(net, device, per_batch_callbacks, backend=made_backend[0])
+        if step is not None:
+            made.append(step)
         return step
 
     made_backend = [RerunBackend()]
@@ -129,6 +129,9 @@ def test_rbm_recaptures_when_the_learning_rate_decays(X, rerun):
     Xb = (X > 0.5).astype(np.float32)
     step, fitted = _same_fit(make, Xb, rerun, expect_captures=3)
     assert rerun[1][0].registered == [[fitted.module_.training_generators(torch.device("cpu"))[0]]] * 3
+    # 7 full batches an epoch: 3 warmup steps, a capture and 3 replays; then after each change
+    # one eager step (which would create any state the change reset), a capture and 5 replays
+    assert step.replays == 3 + 5 + 5
 
 
 def test_rbm_with_constant_rate_captures_once(X, rerun):
@@ -185,23 +188,34 @@ def test_ctrl_c_during_capture_stays_a_ctrl_c(X, rerun):
 
 
 def test_per_batch_callbacks_keep_the_eager_loop(X, rerun):
-    """A callback with per-batch hooks would be skipped by a replay: no graph then."""
-    from skorch.callbacks import Callback
+    """A callback with per-batch or gradient hooks would be skipped by a replay: no graph then;
+    with an epoch-level callback the graph is used."""
+    from skorch.callbacks import Callback, GradientNormClipping
 
     class Seen(Callback):
         def on_batch_end(self, net, **kwargs):
             self.n = getattr(self, "n", 0) + 1
 
     seen = Seen()
-    AutoencoderTransformer(n_components=2, hidden_layer_sizes=(4,), batch_size=32, max_iter=2, tol=0.0,
-                           device="cpu", callbacks=[seen]).fit(X)
+    common = dict(n_components=2, hidden_layer_sizes=(4,), batch_size=32, max_iter=2, tol=0.0, device="cpu")
+    AutoencoderTransformer(callbacks=[seen], **common).fit(X)
     assert rerun[0] == [] and seen.n == 2 * 8
+    AutoencoderTransformer(callbacks=[GradientNormClipping(1.0)], **common).fit(X)
+    assert rerun[0] == []
+    class Epochs(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            self.n = getattr(self, "n", 0) + 1
+
+    epochs = Epochs()
+    AutoencoderTransformer(callbacks=[epochs], **common).fit(X)
+    assert len(rerun[0]) == 1 and rerun[0][0].replays > 0 and epochs.n == 2
 
 
 def test_graphs_not_set_up_where_they_cannot_serve(X):
     """The CPU, the switch, per-batch callbacks and step hooks each leave the eager loop."""
     net = AutoencoderTransformer(n_components=2, hidden_layer_sizes=(4,), max_iter=1, device="cpu").fit(X).net_
     cuda = torch.device("cuda", 0)
+    assert isinstance(_graphs.graphed_step(net, cuda, False, backend=RerunBackend()), _graphs.GraphedStep)
     assert _graphs.graphed_step(net, torch.device("cpu"), False) is None
     assert _graphs.graphed_step(net, cuda, True) is None
     with pytest.MonkeyPatch.context() as mp:
@@ -251,18 +265,42 @@ def test_bf16_training_keeps_held_out_likelihood(make, digits_split):
     full = make(random_state=0, device="cpu").fit(X_train)
     half = make(random_state=0, device="cpu", precision="bf16").fit(X_train)
     assert half.net_.__dict__.get("_autocast") is None  # for the training call only
+    assert not np.array_equal(half.loss_curve_, full.loss_curve_)  # it did train in bfloat16
     full_score, half_score = full.score(X_test), half.score(X_test)
     assert np.isfinite(half_score)
     assert half.score_samples(X_test).dtype == np.float32
     assert abs(half_score - full_score) <= 0.01 * abs(full_score), (half_score, full_score)
 
 
-def test_bf16_does_not_reach_the_rbms_closed_form_step(X):
+def test_rbm_offers_no_bf16_and_pretraining_passes_what_applies(X):
+    """The RBM's CD step has no forward pass to autocast: "bf16" is refused there, and an
+    autoencoder pretrained by RBMs under "bf16" pretrains them in float32 ("tf32" passes on)."""
     Xb = (X > 0.5).astype(np.float32)
-    common = dict(n_components=4, max_iter=3, random_state=0, device="cpu", n_ais_runs=4, n_ais_betas=20)
-    a = BernoulliRBMStack(**common).fit(Xb)
-    b = BernoulliRBMStack(precision="bf16", **common).fit(Xb)
-    np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])
+    with pytest.raises(ValueError, match="precision.*among"):
+        BernoulliRBMStack(precision="bf16", device="cpu").fit(Xb)
+    for precision, expected in (("bf16", "float32"), ("tf32", "tf32")):
+        ae = AutoencoderTransformer(n_components=2, hidden_layer_sizes=(6,), activation="logistic", max_iter=2,
+                                    pretraining="rbm", precision=precision, random_state=0, device="cpu").fit(X)
+        assert ae.pretrained_.precision == expected
+
+
+def test_tf32_switches_are_set_for_training_and_put_back():
+    """The process-wide TF32 switches: on inside a CUDA training block, back as they were after
+    it, also when blocks overlap (fits in threads); untouched for other settings or the CPU."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        with _engine.training_precision("tf32", "cuda:0"):
+            assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+            with _engine.training_precision("tf32", "cuda:0"):
+                pass
+            assert torch.backends.cuda.matmul.allow_tf32  # the outer block still runs
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        for precision, device in (("tf32", "cpu"), ("bf16", "cuda"), ("float32", "cuda")):
+            with _engine.training_precision(precision, device):
+                assert not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def test_precision_is_validated(X):
@@ -301,9 +339,7 @@ def test_cuda_graph_training_matches_eager(name, X, monkeypatch):
     data = (X > 0.5).astype(np.float32) if name == "rbm" else X
     make = lambda: CUDA_MODELS[name](max_iter=4, tol=0.0, random_state=0, device="cuda")
     closed = _count_graphs(monkeypatch)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)
-        graphed = make().fit(data)
+    graphed = make().fit(data)
     assert len(closed) == 1 and closed[0][0] >= 1 and closed[0][1] > 0, closed
     with monkeypatch.context() as mp:
         mp.setenv(_graphs.ENVIRONMENT_SWITCH, "0")
@@ -340,9 +376,18 @@ def test_cuda_graph_training_is_reproducible_and_continues(name, X):
 def test_cuda_bf16_and_tf32_keep_held_out_likelihood(digits_split):
     X_train, X_test, _, _ = digits_split
     X_train, X_test = X_train.astype(np.float32), X_test.astype(np.float32)
+    from skorch.callbacks import Callback
+
+    class Switch(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            self.seen = torch.backends.cuda.matmul.allow_tf32
+
     common = dict(n_components=4, hidden_layer_sizes=(32,), max_iter=60, random_state=0, device="cuda")
+    before = torch.backends.cuda.matmul.allow_tf32
     full = AutoencoderTransformer(**common).fit(X_train).score(X_test)
     for precision in ("tf32", "bf16"):
-        score = AutoencoderTransformer(precision=precision, **common).fit(X_train).score(X_test)
+        switch = Switch()
+        score = AutoencoderTransformer(precision=precision, callbacks=[switch], **common).fit(X_train).score(X_test)
         assert abs(score - full) <= 0.01 * abs(full), (precision, score, full)
-    assert not torch.backends.cuda.matmul.allow_tf32  # put back after training
+        assert switch.seen is (precision == "tf32" or before)
+    assert torch.backends.cuda.matmul.allow_tf32 is before  # put back after training
