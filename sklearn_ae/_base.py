@@ -2,6 +2,7 @@
 batched inference, tags and pickling."""
 
 import copy
+import inspect
 from numbers import Integral, Real
 
 import numpy as np
@@ -123,6 +124,14 @@ class BaseNeuralEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
 
     #: whether scipy sparse input is accepted (densified a batch at a time)
     _accept_sparse = False
+
+    def __setstate__(self, state):
+        # a model pickled before one of today's constructor parameters existed (``precision``)
+        # loads with that parameter at its default, which is how it was trained
+        for name, param in inspect.signature(type(self).__init__).parameters.items():
+            if name != "self" and param.default is not inspect.Parameter.empty:
+                state.setdefault(name, param.default)
+        super().__setstate__(state)
 
     # ------------------------------------------------------------------ hooks
     def _build_module(self, n_features, generator):

@@ -303,6 +303,23 @@ def test_tf32_switches_are_set_for_training_and_put_back():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
+@pytest.mark.parametrize("cls", [AutoencoderTransformer, VAETransformer, BernoulliRBMStack])
+def test_model_pickled_before_precision_existed_loads_and_trains(cls, X):
+    """An estimator pickled before ``precision`` was a parameter: loaded, it reports the default
+    (how it was trained), clones, and trains on."""
+    Xb = (X > 0.5).astype(np.float32) if cls is BernoulliRBMStack else X
+    est = cls(n_components=2, max_iter=2, random_state=0, device="cpu").fit(Xb)
+    state = est.__getstate__()
+    del state["precision"]
+    old = cls.__new__(cls)
+    old.__setstate__(state)
+    assert old.get_params()["precision"] == "float32"
+    np.testing.assert_array_equal(old.transform(Xb), est.transform(Xb))
+    old.partial_fit(Xb)
+    from sklearn.base import clone
+    assert clone(old).get_params() == old.get_params()
+
+
 def test_precision_is_validated(X):
     with pytest.raises(ValueError, match="precision"):
         AutoencoderTransformer(precision="fp8", device="cpu").fit(X)
