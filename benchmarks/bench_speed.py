@@ -161,7 +161,7 @@ class Impl:
 
 #: epochs of the CUDA rows that amortise a fit's set-up (copy to the device, validation, the
 #: noise or statistics pass) over several epochs, at the large batch size only
-STEADY_EPOCHS = 5
+STEADY_EPOCHS = 10
 
 
 def cuda_variants(name, fit, device, batch_size):

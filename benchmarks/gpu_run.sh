@@ -122,7 +122,7 @@ if [ "$mode" = smoke ]; then
 else
     part tests 120 $PY $B/bench_cuda_tests.py --device $DEV --timeout 105 --workers 8
     probe
-    part speed 160 $PY $B/bench_speed.py --device $DEV --skip-tabular --skip-targets --skip-memory \
+    part speed 170 $PY $B/bench_speed.py --device $DEV --skip-tabular --skip-targets --skip-memory \
         --epochs 1 --repeats 2 --cpu-anchor-rows 8192 --name speed_${TAG}
     part rbm 120 $PY $B/bench_rbm_mnist.py --device $DEV --gibbs-steps 25 --epochs 1000 \
         --time-budget 60 --betas 14500 30000 5000 --bound-rows 100 --raise-betas 5000 \
