@@ -782,12 +782,17 @@ def train(net, data_train, data_valid=None, *, epochs, stop=True, stop_on_valida
 
 def report(outcome, estimator_name, n_epochs, max_iter):
     """The warning a fit ends with, given when the fit session closes: Ctrl-C (once per
-    session), or MLPRegressor's ``ConvergenceWarning`` when ``max_iter`` ran out first."""
+    session), or MLPRegressor's ``ConvergenceWarning`` when ``max_iter`` ran out first.
+    ``n_epochs``: the epochs trained, or a list of them per layer of a stack."""
     session = current_session()
     if outcome == "interrupted":
-        session.warn(f"{estimator_name}: training was interrupted (KeyboardInterrupt) after {n_epochs} "
-                     "complete epoch(s); the weights trained so far are kept and the estimator is usable.",
-                     UserWarning)
+        if isinstance(n_epochs, (list, tuple)):  # per layer of a stack
+            done = (f"{', '.join(map(str, n_epochs))} complete epoch(s) of its {len(n_epochs)} layers "
+                    "(a layer with none keeps its initial weights)")
+        else:
+            done = f"{n_epochs} complete epoch(s)"
+        session.warn(f"{estimator_name}: training was interrupted (KeyboardInterrupt) after {done}; the "
+                     "weights trained so far are kept and the estimator is usable.", UserWarning)
     elif outcome == "max_iter":
         session.warn(f"Stochastic optimizer: maximum iterations ({max_iter}) reached and the "
                      "optimization hasn't converged yet.", ConvergenceWarning)

@@ -438,7 +438,8 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         return len(self._layer_sizes(n_features)) - 1
 
     def _epochs_trained(self):
-        return sum(len(curve) for curve in self.loss_curves_)
+        epochs = [len(curve) for curve in self.loss_curves_]
+        return epochs if len(epochs) > 1 else epochs[0]
 
     def _stops_early(self, incremental):
         return not incremental and self.tol > 0  # tol=0: every epoch runs, as in BernoulliRBM
@@ -447,7 +448,9 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         if _engine.needs_validation(self.callbacks):
             raise ValueError(
                 f"{type(self).__name__} records no validation loss (it has no early_stopping); "
-                "give the callback monitor='train_loss' (e.g. EarlyStopping(monitor='train_loss')).")
+                "give the callback monitor='train_loss' (e.g. EarlyStopping(monitor='train_loss', "
+                "threshold_mode='abs'): its training loss, a free-energy gap, can be negative, which a "
+                "relative threshold misreads).")
         return False
 
     def _guard_settings(self, module):
