@@ -206,8 +206,9 @@ class BernoulliRBMStack(BaseNeuralEstimator):
         "linear": epoch e (from 0) of a ``fit`` runs at ``learning_rate * (1 - e / max_iter)``
         (each layer of a stack over its own epochs); "constant" keeps ``learning_rate``.
         ``partial_fit``, which has no horizon, always uses ``learning_rate``. Every call sets the
-        rate it starts from, so a scheduler of one's own (skorch's ``LRScheduler`` callback) takes
-        effect with "constant" and within one call; "linear" sets the rate each epoch over it.
+        rate it starts from. With a scheduler of one's own (skorch's ``LRScheduler`` callback) use
+        "constant": under "linear" both change the rate every epoch and the result depends on the
+        order in which they run.
     momentum : float, default=0.0
         SGD momentum.
     alpha : float, default=0.0
