@@ -86,35 +86,54 @@ def resolve_device(device):
     return resolved
 
 
-_THREADS = {"lock": threading.Lock(), "users": 0, "saved": None}
+class _SharedSetting:
+    """A process-wide torch setting that overlapping blocks (fits in several threads) share:
+    the first block in saves the original, each sets its value, the last out puts it back."""
+
+    def __init__(self, read, write):
+        self.read, self.write = read, write
+        self.lock = threading.Lock()
+        self.users = 0
+        self.saved = None
+
+    @contextmanager
+    def set(self, value):
+        with self.lock:
+            if self.users == 0:
+                self.saved = self.read()
+            self.users += 1
+            self.write(value)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.users -= 1
+                if self.users == 0:
+                    self.write(self.saved)
+
+
+def _set_tf32(switches):
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = switches
+
+
+_THREADS = _SharedSetting(torch.get_num_threads, torch.set_num_threads)
+_TF32 = _SharedSetting(lambda: (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32),
+                       _set_tf32)
 
 
 @contextmanager
 def torch_threads(n_threads):
-    """Run the block with ``n_threads`` intra-op threads (None leaves torch's setting alone).
-
-    torch's setting is process-wide: overlapping blocks (fits in several threads) share one
-    change, and the last to leave puts the original back."""
+    """Run the block with ``n_threads`` intra-op threads (None leaves torch's setting alone;
+    torch's setting is process-wide, see ``_SharedSetting``)."""
     if n_threads is None:
         yield
         return
-    with _THREADS["lock"]:
-        if _THREADS["users"] == 0:
-            _THREADS["saved"] = torch.get_num_threads()
-        _THREADS["users"] += 1
-        torch.set_num_threads(n_threads)
-    try:
+    with _THREADS.set(n_threads):
         yield
-    finally:
-        with _THREADS["lock"]:
-            _THREADS["users"] -= 1
-            if _THREADS["users"] == 0:
-                torch.set_num_threads(_THREADS["saved"])
 
 
 #: the ``precision`` settings of the estimators
 PRECISIONS = ("float32", "tf32", "bf16")
-_TF32 = {"lock": threading.Lock(), "users": 0, "saved": None}
 
 
 @contextmanager
@@ -126,18 +145,8 @@ def training_precision(precision, device):
     if precision != "tf32" or torch.device(device).type != "cuda":
         yield
         return
-    with _TF32["lock"]:  # fits in several threads share one change; the last out puts it back
-        if _TF32["users"] == 0:
-            _TF32["saved"] = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-        _TF32["users"] += 1
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    try:
+    with _TF32.set((True, True)):
         yield
-    finally:
-        with _TF32["lock"]:
-            _TF32["users"] -= 1
-            if _TF32["users"] == 0:
-                torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = _TF32["saved"]
 
 
 # ------------------------------------------------------------------------------------ data
@@ -402,12 +411,12 @@ class DivergenceGuard(Callback):
             largest = max(abs(v) for v in losses)
             if largest > self.loss_limit:
                 self.fail(net, f"the training loss reached {largest:.4g} (beyond {self.loss_limit:.4g})")
-        params = [p.detach() for p in net.module_.parameters()]
-        if params:
-            finite = torch.stack([torch.isfinite(p).all() for p in params]).all()
-            if not bool(finite):
+        # one pass over the weights and one read-back: a NaN or inf shows in the largest magnitude
+        magnitudes = [p.detach().abs().max() for p in net.module_.parameters() if p.numel()]
+        if magnitudes:
+            biggest = float(torch.stack(magnitudes).max())
+            if not math.isfinite(biggest):
                 self.fail(net, "the weights became non-finite")
-            biggest = float(torch.stack([p.abs().max() for p in params if p.numel()]).max())
             if biggest > WEIGHT_LIMIT * max(self.data_scale, 1.0):
                 self.fail(net, f"a weight reached {biggest:.3g}")
 

@@ -32,6 +32,7 @@ import threading
 import warnings
 
 import torch
+from torch.optim import optimizer as torch_optimizer
 
 #: eager steps on a side stream before the first capture of a training call
 WARMUP_STEPS = 3
@@ -54,9 +55,9 @@ def enabled():
 
 
 def has_step_hooks(optimizer):
-    """Whether a step hook is registered on ``optimizer`` or globally: a replay would skip it."""
-    from torch.optim import optimizer as torch_optimizer  # the registries torch's public
-    # register_step_*_hook / register_optimizer_step_*_hook functions fill (named privately)
+    """Whether a step hook is registered on ``optimizer`` or globally: a replay would skip it.
+    Read from the registries that torch's public ``register_step_*_hook`` and
+    ``register_optimizer_step_*_hook`` fill (named privately); called for every RBM step."""
     return bool(optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
                 or torch_optimizer._global_optimizer_pre_hooks or torch_optimizer._global_optimizer_post_hooks)
 

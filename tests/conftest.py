@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from skorch.callbacks import Callback
 
 # Small models train faster with one intra-op thread, and results are reproducible across runs.
 torch.set_num_threads(1)
@@ -36,3 +37,20 @@ def digits_split():
 @pytest.fixture
 def rng():
     return np.random.RandomState(0)
+
+
+class EpochCounter(Callback):
+    """A skorch callback that counts the epochs it sees (from the net's initialisation)."""
+
+    def initialize(self):
+        self.epochs = 0
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epochs += 1
+
+
+@pytest.fixture
+def epoch_counter():
+    """The ``EpochCounter`` callback class, for tests to instantiate."""
+    return EpochCounter

@@ -241,16 +241,8 @@ def test_verbose_line(X, capsys):
                         lines[0])
 
 
-def test_user_callbacks_are_called(X):
-    class Count(Callback):
-        def initialize(self):
-            self.epochs = 0
-            return self
-
-        def on_epoch_end(self, net, **kwargs):
-            self.epochs += 1
-
-    cb = Count()
+def test_user_callbacks_are_called(X, epoch_counter):
+    cb = epoch_counter()
     ae = AutoencoderTransformer(n_components=2, callbacks=[("count", cb)], **{**FAST, "max_iter": 4},
                                 tol=0.0).fit(X)
     assert dict(ae.net_.callbacks_)["count"].epochs == 4

@@ -187,7 +187,7 @@ def test_ctrl_c_during_capture_stays_a_ctrl_c(X, rerun):
     assert np.all(np.isfinite(est.transform(X)))
 
 
-def test_per_batch_callbacks_keep_the_eager_loop(X, rerun):
+def test_per_batch_callbacks_keep_the_eager_loop(X, rerun, epoch_counter):
     """A callback with per-batch or gradient hooks would be skipped by a replay: no graph then;
     with an epoch-level callback the graph is used."""
     from skorch.callbacks import Callback, GradientNormClipping
@@ -202,13 +202,9 @@ def test_per_batch_callbacks_keep_the_eager_loop(X, rerun):
     assert rerun[0] == [] and seen.n == 2 * 8
     AutoencoderTransformer(callbacks=[GradientNormClipping(1.0)], **common).fit(X)
     assert rerun[0] == []
-    class Epochs(Callback):
-        def on_epoch_end(self, net, **kwargs):
-            self.n = getattr(self, "n", 0) + 1
-
-    epochs = Epochs()
+    epochs = epoch_counter()
     AutoencoderTransformer(callbacks=[epochs], **common).fit(X)
-    assert len(rerun[0]) == 1 and rerun[0][0].replays > 0 and epochs.n == 2
+    assert len(rerun[0]) == 1 and rerun[0][0].replays > 0 and epochs.epochs == 2
 
 
 def test_graphs_not_set_up_where_they_cannot_serve(X):

@@ -82,17 +82,6 @@ def scores(est, X):
     return est.score_samples(X)
 
 
-class Count(Callback):
-    """Counts the epochs it sees (from the net's initialisation)."""
-
-    def initialize(self):
-        self.epochs = 0
-        return self
-
-    def on_epoch_end(self, net, **kwargs):
-        self.epochs += 1
-
-
 # ------------------------------------------------------------------------------------ Ctrl-C
 @needs_sigint
 def test_ctrl_c_in_the_first_epoch_leaves_a_consistent_usable_model(X):
@@ -260,8 +249,8 @@ def test_checkpoint_lr_scheduler_clipping_and_progress_bar_work(X, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["convergence", "divergence_guard", "progress", "epoch_log"])
-def test_a_users_callback_name_never_collides_with_ours(X, name):
-    ae = small(AutoencoderTransformer, tol=0.0, callbacks=[(name, Count())]).fit(X)
+def test_a_users_callback_name_never_collides_with_ours(X, name, epoch_counter):
+    ae = small(AutoencoderTransformer, tol=0.0, callbacks=[(name, epoch_counter())]).fit(X)
     assert dict(ae.net_.callbacks_)[name].epochs == 5
 
 
@@ -272,10 +261,10 @@ def test_skorchs_history_keeps_every_batch(X):
     assert ae.net_.history[-1, "batches", -1, "train_batch_size"] == 20
 
 
-def test_callbacks_set_after_a_fit_are_used(X):
+def test_callbacks_set_after_a_fit_are_used(X, epoch_counter):
     """Was: set_params(callbacks=...) after a fit was ignored by later training."""
     ae = small(AutoencoderTransformer).fit(X)
-    ae.set_params(callbacks=[("count", Count())]).partial_fit(X)
+    ae.set_params(callbacks=[("count", epoch_counter())]).partial_fit(X)
     assert dict(ae.net_.callbacks_)["count"].epochs == 1
 
 
